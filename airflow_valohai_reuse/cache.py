@@ -1,0 +1,281 @@
+"""The execution cache: its own SQLAlchemy engine and tables, never Airflow's metadata DB."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+
+from airflow_valohai_reuse.checksums import FileStat
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+executions = Table(
+    "vr_executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("fingerprint_version", Integer, nullable=False),
+    Column("step", String(512), nullable=False, index=True),
+    Column("pipeline", String(512)),
+    Column("node", String(512)),
+    Column("dag_id", String(250)),
+    Column("run_id", String(250)),
+    Column("task_id", String(250)),
+    Column("status", String(16), nullable=False),
+    Column("components", Text, nullable=False),
+    Column("outputs", Text, nullable=False),
+    Column("exec_metadata", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True), index=True),
+    Column("duration_s", Float),
+)
+
+file_digests = Table(
+    "vr_file_digests",
+    metadata,
+    Column("path", String(4096), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("ctime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+)
+
+schema_info = Table(
+    "vr_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+SUCCEEDED = "succeeded"
+
+
+@dataclass
+class Execution:
+    """A successful execution: what determined it and what it produced."""
+
+    id: str
+    fingerprint: str
+    fingerprint_version: int
+    step: str
+    components: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pipeline: str | None = None
+    node: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Execution:
+        return cls(
+            id=row.id,
+            fingerprint=row.fingerprint,
+            fingerprint_version=row.fingerprint_version,
+            step=row.step,
+            components=json.loads(row.components),
+            outputs=json.loads(row.outputs),
+            metadata=json.loads(row.exec_metadata),
+            pipeline=row.pipeline,
+            node=row.node,
+            dag_id=row.dag_id,
+            run_id=row.run_id,
+            task_id=row.task_id,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            duration_s=row.duration_s,
+        )
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL and process, with the tables created on first use."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"timeout": 30})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            metadata.create_all(engine)
+            with engine.begin() as conn:
+                if conn.execute(select(schema_info.c.version)).first() is None:
+                    conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
+            _engines[url] = engine
+        return engine
+
+
+class ExecutionCache:
+    """Lookups and records of successful executions, plus the stat cache of local files."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = engine_for(url)
+
+    def lookup(self, fingerprint: str) -> Execution | None:
+        """The newest successful execution with exactly this fingerprint."""
+        query = (
+            select(executions)
+            .where(executions.c.fingerprint == fingerprint, executions.c.status == SUCCEEDED)
+            .order_by(executions.c.finished_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def get(self, execution_id: str) -> Execution | None:
+        query = select(executions).where(executions.c.id == execution_id, executions.c.status == SUCCEEDED)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def nearest(self, step: str) -> Execution | None:
+        """The newest successful execution of the same step: what a miss is explained against."""
+        query = (
+            select(executions)
+            .where(executions.c.step == step, executions.c.status == SUCCEEDED)
+            .order_by(executions.c.finished_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def record(self, execution: Execution) -> None:
+        """Record a finished, successful execution; called only after its outputs are stored."""
+        values = {
+            "id": execution.id,
+            "fingerprint": execution.fingerprint,
+            "fingerprint_version": execution.fingerprint_version,
+            "step": execution.step,
+            "pipeline": execution.pipeline,
+            "node": execution.node,
+            "dag_id": execution.dag_id,
+            "run_id": execution.run_id,
+            "task_id": execution.task_id,
+            "status": SUCCEEDED,
+            "components": json.dumps(execution.components, sort_keys=True),
+            "outputs": json.dumps(execution.outputs, sort_keys=True),
+            "exec_metadata": json.dumps(execution.metadata, sort_keys=True),
+            "started_at": execution.started_at,
+            "finished_at": execution.finished_at or datetime.now(UTC),
+            "duration_s": execution.duration_s,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(executions).values(**values))
+
+    # The stat cache: (inode, size, mtime, ctime) unchanged means the checksum still holds.
+    def get_digest(self, path: str, stat: FileStat) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(file_digests).where(file_digests.c.path == path)).first()
+        if row is None:
+            return None
+        if (row.inode, row.size, row.mtime_ns, row.ctime_ns) != (
+            stat.inode,
+            stat.size,
+            stat.mtime_ns,
+            stat.ctime_ns,
+        ):
+            return None
+        return row.sha256
+
+    def put_digest(self, path: str, stat: FileStat, sha256: str) -> None:
+        values = {
+            "inode": stat.inode,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "ctime_ns": stat.ctime_ns,
+            "sha256": sha256,
+        }
+        with self.engine.begin() as conn:
+            done = conn.execute(update(file_digests).where(file_digests.c.path == path).values(**values))
+            if done.rowcount == 0:
+                conn.execute(insert(file_digests).values(path=path, **values))
+
+
+class BatchStatCache:
+    """The stat cache for one node run: rows under the given folders read in one query, written in one."""
+
+    def __init__(self, cache: ExecutionCache, folders: list[str]) -> None:
+        self.cache = cache
+        self.known: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self.pending: dict[str, tuple[FileStat, str]] = {}
+        with cache.engine.connect() as conn:
+            for folder in folders:
+                prefix = folder.rstrip("/") + "/"
+                query = select(file_digests).where(file_digests.c.path.startswith(prefix, autoescape=True))
+                for row in conn.execute(query):
+                    self.known[row.path] = ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256)
+
+    def get(self, path: str, stat: FileStat) -> str | None:
+        if path not in self.known:
+            return self.cache.get_digest(path, stat)
+        key, sha256 = self.known[path]
+        return sha256 if key == (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns) else None
+
+    def put(self, path: str, stat: FileStat, sha256: str) -> None:
+        self.pending[path] = (stat, sha256)
+        self.known[path] = ((stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns), sha256)
+
+    def flush(self) -> None:
+        for path, (stat, sha256) in self.pending.items():
+            self.cache.put_digest(path, stat, sha256)
+        self.pending.clear()
+
+
+class NullCache:
+    """Stands in when the cache database cannot be reached: nothing found, nothing recorded."""
+
+    url = "(unavailable)"
+
+    def lookup(self, fingerprint: str) -> Execution | None:
+        return None
+
+    def get(self, execution_id: str) -> Execution | None:
+        return None
+
+    def nearest(self, step: str) -> Execution | None:
+        return None
+
+    def record(self, execution: Execution) -> None:
+        return None

@@ -1,0 +1,87 @@
+"""Content checksums of local files, with a stat cache so unchanged files are not read again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What must be unchanged for a cached checksum to stand: inode, size and both times."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileStat:
+        st = os.stat(path)
+        return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache(Protocol):
+    def get(self, path: str, stat: FileStat) -> str | None: ...
+
+    def put(self, path: str, stat: FileStat, sha256: str) -> None: ...
+
+
+class NoStatCache:
+    """Reads every file every time."""
+
+    def get(self, path: str, stat: FileStat) -> str | None:
+        return None
+
+    def put(self, path: str, stat: FileStat, sha256: str) -> None:
+        return None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def cached_sha256(path: str | os.PathLike[str], cache: StatCache) -> tuple[str, int]:
+    """(sha256, size) of a file, read only when its stat differs from the cached one."""
+    key = str(Path(path).resolve())
+    before = FileStat.of(key)
+    known = cache.get(key, before)
+    if known is not None:
+        return known, before.size
+    value = sha256_file(key)
+    # A file written while it was read must not be cached under its old stat.
+    if FileStat.of(key) == before:
+        cache.put(key, before, value)
+    return value, before.size
+
+
+def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` in one pass and return the checksum of the bytes written."""
+    hasher = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as reader, open(dst, "wb") as writer:
+        while chunk := reader.read(_CHUNK):
+            hasher.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    shutil.copymode(src, dst)
+    return hasher.hexdigest(), size
+
+
+def stream_and_hash(reader: object, dst: str | os.PathLike[str]) -> tuple[str, int]:
+    """Write a readable stream to ``dst`` while hashing it."""
+    hasher = hashlib.sha256()
+    size = 0
+    with open(dst, "wb") as writer:
+        while chunk := reader.read(_CHUNK):  # type: ignore[attr-defined]
+            hasher.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size

@@ -1,0 +1,64 @@
+"""Code identity: the repository's files by content, and a staged copy that matches them exactly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from airflow_valohai_reuse.checksums import StatCache, cached_sha256, copy_and_hash
+from airflow_valohai_reuse.errors import ValohaiReuseError
+
+_SKIP_DIRS = {".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+
+
+class CodeChangedError(ValohaiReuseError):
+    """A file changed between fingerprinting and staging; running it would break the contract."""
+
+
+def list_files(repository: Path) -> list[str]:
+    """Files of the repository, relative and sorted: git's view where it is a work tree.
+
+    Tracked and untracked-but-not-ignored files count, so what runs is what is there; ignored
+    files (build outputs, data caches) stay out.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repository), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        names = [n for n in out.decode("utf-8", "surrogateescape").split("\0") if n]
+        return sorted(n for n in names if (repository / n).is_file() and not (repository / n).is_symlink())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found: list[str] = []
+    for root, dirs, files in os.walk(repository):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        for name in files:
+            path = Path(root, name)
+            if path.is_file() and not path.is_symlink():
+                found.append(path.relative_to(repository).as_posix())
+    return sorted(found)
+
+
+def code_component(repository: Path, files: list[str], stat_cache: StatCache) -> dict[str, Any]:
+    """The ``code`` fingerprint component: each file's sha256 (unchanged files are not re-read)."""
+    return {
+        "scope": "repository",
+        "files": {name: cached_sha256(repository / name, stat_cache)[0] for name in files},
+    }
+
+
+def stage_code(repository: Path, component: dict[str, Any], target: Path) -> None:
+    """Copy exactly the fingerprinted files; a file that changed since is an error, never a silent run."""
+    for name, expected in component["files"].items():
+        dst = target / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        actual, _size = copy_and_hash(repository / name, dst)
+        if actual != expected:
+            raise CodeChangedError(
+                f"{name} changed while the node was being prepared (sha256 {expected[:8]}… → "
+                f"{actual[:8]}…); retry the task"
+            )

@@ -1,0 +1,42 @@
+"""Error classes that carry their data and say how to fix the problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ValohaiReuseError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(ValohaiReuseError):
+    """A setting of the ``[valohai_reuse]`` section is wrong; the run stops."""
+
+
+class PipelineFileError(ValohaiReuseError):
+    """A valohai.yaml that cannot become DAGs: names the file, the place and the problem."""
+
+    def __init__(self, path: str, problem: str, where: str | None = None) -> None:
+        self.path, self.problem, self.where = path, problem, where
+        place = f" at {where}" if where else ""
+        super().__init__(f"{path}{place}: {problem}")
+
+
+class ParameterError(ValohaiReuseError):
+    def __init__(self, name: str, value: Any, problem: str) -> None:
+        self.name, self.value, self.problem = name, value, problem
+        super().__init__(f"parameter {name!r} = {value!r} {problem}")
+
+
+class InputError(ValohaiReuseError):
+    def __init__(self, name: str, problem: str) -> None:
+        self.name, self.problem = name, problem
+        super().__init__(f"input {name!r}: {problem}")
+
+
+class ManualReuseError(ValohaiReuseError):
+    """``reuse_nodes`` names an execution that cannot stand in for a node."""
+
+
+class StoreError(ValohaiReuseError):
+    """The artifact store cannot keep or give back an output."""

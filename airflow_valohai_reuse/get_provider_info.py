@@ -1,0 +1,97 @@
+"""Provider metadata: the ``[valohai_reuse]`` config section and the plugin, declared once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "sql_alchemy_conn": {
+        "description": "SQLAlchemy URL of the execution cache database (its own database, never "
+        "Airflow's metadata DB). Empty: a SQLite file valohai-reuse.db under $AIRFLOW_HOME.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "postgresql+psycopg2://user:pass@db/valohai_reuse",
+        "default": "",
+    },
+    "artifact_store": {
+        "description": "Where outputs are kept, content-addressed and immutable. "
+        "Empty: file://$AIRFLOW_HOME/valohai-artifacts.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "file:///srv/valohai-artifacts",
+        "default": "",
+    },
+    "work_dir": {
+        "description": "Host folder where each node's /valohai tree is staged and bind-mounted. When "
+        "workers run in containers, mount it at the same path on the worker and the Docker host. "
+        "Empty: $AIRFLOW_HOME/valohai-work.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "/srv/valohai-work",
+        "default": "",
+    },
+    "docker_url": {
+        "description": "Docker daemon address for node containers. Empty: $DOCKER_HOST or the local socket.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "unix://var/run/docker.sock",
+        "default": "",
+    },
+    "pipelines_folder": {
+        "description": "Folder the drop-in DAG file searches for valohai.yaml files. "
+        "Empty: the folder of the drop-in DAG file.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "/opt/airflow/dags/pipelines",
+        "default": "",
+    },
+    "dag_id_prefix": {
+        "description": "Prefix of every DAG id the drop-in DAG file makes.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "vh_",
+        "default": "",
+    },
+    "schedules": {
+        "description": "JSON object from DAG id to a schedule (cron expression or preset such as "
+        "@daily); pipelines not named run only when triggered.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": '{"training-pipeline": "0 2 * * *"}',
+        "default": "",
+    },
+    "secret_env_patterns": {
+        "description": "Comma-separated glob patterns of environment variable names that are secret: "
+        "they reach the container but never a fingerprint, the cache or a log.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "*SECRET*,*TOKEN*",
+        "default": "*SECRET*,*PASSWORD*,*PASSWD*,*TOKEN*,*CREDENTIAL*,*API_KEY*",
+    },
+    "keep_work_dirs": {
+        "description": "Keep each node's staged /valohai tree after the task, for debugging.",
+        "version_added": "0.1.0",
+        "type": "boolean",
+        "example": "True",
+        "default": "False",
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-valohai-reuse",
+        "name": "Valohai pipelines with execution reuse",
+        "description": "Runs valohai.yaml pipelines as Airflow DAGs whose Docker nodes reuse identical "
+        "past executions.",
+        "versions": ["0.1.0"],
+        "plugins": [
+            {"name": "valohai_reuse", "plugin-class": "airflow_valohai_reuse.plugin.ValohaiReusePlugin"}
+        ],
+        "config": {
+            "valohai_reuse": {
+                "description": "Execution reuse for valohai.yaml pipelines.",
+                "options": OPTIONS,
+            }
+        },
+    }

@@ -1,0 +1,49 @@
+"""Reading a valohai.yaml: every way it can be broken becomes one PipelineFileError naming the place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from valohai_yaml import parse
+from valohai_yaml.excs import ValidationError, ValidationErrors
+from valohai_yaml.objs import Config
+
+from airflow_valohai_reuse.errors import PipelineFileError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _schema_problem(exc: ValidationErrors) -> tuple[str, str | None]:
+    first = exc.errors[0]
+    message = getattr(first, "message", str(first))
+    path = list(getattr(first, "path", []) or [])
+    where = "/".join(str(p) for p in path) if path else None
+    more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+    return f"schema: {message}{more}", where
+
+
+def load_config(path: str | Path) -> Config:
+    """Parse and validate one valohai.yaml, or raise PipelineFileError."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a safe loader
+    except OSError as exc:
+        raise PipelineFileError(path, f"cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PipelineFileError(path, f"YAML syntax: {problem}", where) from None
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise PipelineFileError(path, f"the top level must be a list of items, not {type(data).__name__}")
+    try:
+        return parse(data, validate=True)
+    except ValidationErrors as exc:
+        problem, where = _schema_problem(exc)
+        raise PipelineFileError(path, problem, where) from None
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise PipelineFileError(path, str(exc)) from None

@@ -1,0 +1,68 @@
+"""The ``[valohai_reuse]`` settings, read once per call site into a frozen object."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_valohai_reuse.errors import ConfigError
+from airflow_valohai_reuse.get_provider_info import OPTIONS
+
+SECTION = "valohai_reuse"
+
+
+@dataclass(frozen=True)
+class Settings:
+    sql_alchemy_conn: str
+    artifact_store: str
+    work_dir: Path
+    docker_url: str | None
+    pipelines_folder: str
+    dag_id_prefix: str
+    schedules: dict[str, str]
+    secret_env_patterns: tuple[str, ...]
+    keep_work_dirs: bool
+
+
+def _airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def _raw(key: str) -> str:
+    env = os.environ.get(f"AIRFLOW__{SECTION.upper()}__{key.upper()}")
+    if env is not None:
+        return env
+    try:
+        from airflow.configuration import conf
+
+        return str(conf.get(SECTION, key, fallback=OPTIONS[key]["default"]))
+    except ImportError:
+        return str(OPTIONS[key]["default"])
+
+
+def _schedules(text: str) -> dict[str, str]:
+    try:
+        value: Any = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"[{SECTION}] schedules is not JSON: {exc}; value {text!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"[{SECTION}] schedules must be a JSON object of DAG id to schedule, got {text!r}")
+    return value
+
+
+def load_settings() -> Settings:
+    home = _airflow_home()
+    return Settings(
+        sql_alchemy_conn=_raw("sql_alchemy_conn") or f"sqlite:///{home / 'valohai-reuse.db'}",
+        artifact_store=_raw("artifact_store") or (home / "valohai-artifacts").as_uri(),
+        work_dir=Path(_raw("work_dir") or home / "valohai-work"),
+        docker_url=_raw("docker_url") or None,
+        pipelines_folder=_raw("pipelines_folder"),
+        dag_id_prefix=_raw("dag_id_prefix"),
+        schedules=_schedules(_raw("schedules")),
+        secret_env_patterns=tuple(p.strip() for p in _raw("secret_env_patterns").split(",") if p.strip()),
+        keep_work_dirs=_raw("keep_work_dirs").strip().lower() in ("1", "true", "yes"),
+    )

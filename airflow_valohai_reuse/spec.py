@@ -1,0 +1,52 @@
+"""What the factory hands each node task: plain data about the node and its pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from valohai_yaml.objs import Step
+
+
+@dataclass(frozen=True)
+class EdgeIn:
+    """One incoming edge: from which task, which socket kind and key, into which of ours."""
+
+    source_task: str
+    source_node: str
+    source_kind: str  # output, input, parameter, metadata, environment-variable
+    source_key: str
+    target_key: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything a node task needs besides the run's params and its upstream XComs."""
+
+    pipeline: str
+    node: str
+    step: Step
+    repository: Path
+    source_file: str
+    inputs_from_edges: tuple[EdgeIn, ...] = ()
+    parameters_from_edges: tuple[EdgeIn, ...] = ()
+    environment_from_edges: tuple[EdgeIn, ...] = ()
+    #: pipeline parameter name → this node's parameter names it sets
+    pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    append_edges_to_defaults: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineNode:
+    task_id: str
+    step: str
+    #: output globs that downstream edges read from this node
+    output_globs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The pipeline as every node sees it, so any node can check the whole run's ``reuse_nodes``."""
+
+    name: str
+    nodes: dict[str, PipelineNode]

@@ -1,0 +1,190 @@
+"""A node's effective step: override merge, typed parameter values, rendered command.
+
+Pure code over valohai-yaml objects; nothing here touches Docker, a database or Airflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from valohai_yaml.excs import ValidationErrors
+from valohai_yaml.objs import Parameter, Step
+from valohai_yaml.objs.pipelines.override import Override
+
+from airflow_valohai_reuse.errors import ParameterError
+
+# Step fields that cannot change what a successful execution produced.
+_COSMETIC_STEP_FIELDS = ("description", "icon", "category", "upload-store", "time-limit", "no-output-timeout")
+# Fields that belong to another fingerprint component (environment, inputs by content, values).
+_ELSEWHERE_STEP_FIELDS = (
+    "image",
+    "environment",
+    "resources",
+    "environment-variables",
+    "runtime-config-preset",
+    "autorestart",
+    "outputs",
+)
+_COSMETIC_ITEM_FIELDS = ("description", "category", "widget")
+
+DEFAULT_SECRET_PATTERNS = ("*SECRET*", "*PASSWORD*", "*PASSWD*", "*TOKEN*", "*CREDENTIAL*", "*API_KEY*")
+
+
+def _merge_items(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge override items onto step items by name, keeping the step's fields not restated."""
+    merged = {name: copy.deepcopy(item) for name, item in base.items()}
+    for name, item in overrides.items():
+        explicit = getattr(item, "_original_data", None)
+        if name in merged and isinstance(explicit, dict):
+            target = merged[name]
+            for key, value in explicit.items():
+                attr = key.replace("-", "_")
+                if attr != "name" and hasattr(target, attr):
+                    setattr(target, attr, value)
+            if isinstance(target, Parameter) and target.multiple and "default" in explicit:
+                target.default = list(target.default) if isinstance(target.default, list) else [target.default]
+        else:
+            merged[name] = copy.deepcopy(item)
+    return merged
+
+
+def effective_step(step: Step, override: Override | None) -> Step:
+    """The step a node runs: its definition with the node's ``override`` applied.
+
+    Unlike valohai-yaml's template merge, an overridden parameter keeps its declared type and
+    pass-as; only the fields the override states are replaced.
+    """
+    result = copy.deepcopy(step)
+    if override is None:
+        return result
+    for attr in ("image", "command", "environment", "runtime_config_preset"):
+        value = getattr(override, attr)
+        if value:
+            setattr(result, attr, value)
+    if override.mounts:
+        result.mounts = copy.deepcopy(override.mounts)
+    result.parameters = _merge_items(step.parameters, override.parameters)
+    result.inputs = _merge_items(step.inputs, override.inputs)
+    result.environment_variables = _merge_items(step.environment_variables, override.environment_variables)
+    return result
+
+
+def _normalize_atom(parameter: Parameter, value: Any) -> Any:
+    if parameter.type == "flag":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no", ""):
+            return value.strip().lower() in ("true", "1", "yes")
+        if isinstance(value, int):
+            return bool(value)
+        raise ParameterError(parameter.name, value, "is not a flag value (true or false)")
+    if parameter.type == "string" and not isinstance(value, str):
+        if isinstance(value, (dict, list)):
+            raise ParameterError(parameter.name, value, "is not a string")
+        return str(value)
+    return value
+
+
+def normalize_value(parameter: Parameter, value: Any) -> Any:
+    """One parameter's value as the step will see it: typed, validated, lists for ``multiple``."""
+    if parameter.multiple:
+        atoms = value if isinstance(value, (list, tuple)) else [value]
+        value = [_normalize_atom(parameter, atom) for atom in atoms]
+    else:
+        value = _normalize_atom(parameter, value)
+    if parameter.type == "flag":
+        return value
+    try:
+        return parameter.validate(value)
+    except ValidationErrors as exc:
+        raise ParameterError(parameter.name, value, "; ".join(str(e) for e in exc.errors)) from None
+
+
+def resolve_parameters(step: Step, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Effective parameter values: defaults, then ``given``; optional unset parameters are left out."""
+    unknown = sorted(set(given) - set(step.parameters))
+    if unknown:
+        raise ParameterError(unknown[0], given[unknown[0]], f"is not a parameter of step {step.name!r}")
+    values: dict[str, Any] = {}
+    for name, parameter in step.parameters.items():
+        value = given.get(name, parameter.default)
+        if value is None or value == []:
+            if parameter.type == "flag":
+                values[name] = False
+            elif not parameter.optional:
+                raise ParameterError(name, None, "is required but has no value and no default")
+            continue
+        values[name] = normalize_value(parameter, value)
+    return values
+
+
+def render_script(step: Step, parameters: Mapping[str, Any]) -> str:
+    """The shell script the container runs: every command, stopping at the first failure."""
+    values = {name: parameters.get(name) for name in step.parameters}
+    commands = [c for c in step.build_command(values) if c.strip() and not c.startswith("#!")]
+    return "\n".join(["set -e", *commands])
+
+
+def _item_data(item: Any, drop: Iterable[str]) -> dict[str, Any]:
+    data = item.serialize() if hasattr(item, "serialize") else item
+    data = dict(data) if isinstance(data, Mapping) else {"value": data}
+    for key in drop:
+        data.pop(key, None)
+    return _jsonable(data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "value"):  # enums
+        return _jsonable(value.value)
+    if hasattr(value, "serialize"):
+        return _jsonable(value.serialize())
+    return str(value)
+
+
+def step_component(step: Step) -> dict[str, Any]:
+    """The step definition as it matters to results: cosmetic and value fields left out."""
+    data = dict(step.serialize())
+    for key in (*_COSMETIC_STEP_FIELDS, *_ELSEWHERE_STEP_FIELDS, "parameters", "inputs"):
+        data.pop(key, None)
+    if isinstance(data.get("command"), str):
+        data["command"] = [data["command"]]
+    data["parameters"] = {
+        name: _item_data(p, ("default", "optional", *_COSMETIC_ITEM_FIELDS)) for name, p in step.parameters.items()
+    }
+    data["inputs"] = {
+        name: _item_data(i, ("default", "optional", "download", *_COSMETIC_ITEM_FIELDS))
+        for name, i in step.inputs.items()
+    }
+    return _jsonable(data)
+
+
+def is_secret(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name.upper(), pattern.upper()) for pattern in patterns)
+
+
+def environment_values(step: Step, given: Mapping[str, str | None]) -> dict[str, str]:
+    """Environment variables of the step: declared defaults, then ``given`` (edges, node settings)."""
+    values = {name: var.default for name, var in step.environment_variables.items() if var.default is not None}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return {name: str(value) for name, value in values.items()}
+
+
+def environment_component(
+    step: Step, variables: Mapping[str, str], secret_patterns: Iterable[str]
+) -> dict[str, Any]:
+    """Environment slug, resources and the non-secret variables; secrets never enter it."""
+    return {
+        "environment": step.environment,
+        "runtime-config-preset": step.runtime_config_preset,
+        "resources": _jsonable(step.resources.get_data() or {}),
+        "variables": {k: v for k, v in sorted(variables.items()) if not is_secret(k, secret_patterns)},
+    }

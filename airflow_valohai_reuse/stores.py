@@ -1,0 +1,88 @@
+"""Artifact stores: content-addressed, immutable, chosen by the URI's scheme."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from airflow_valohai_reuse.errors import StoreError
+
+
+class ArtifactStore(Protocol):
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        """Keep the file (it may be moved away) and return its immutable URI."""
+        ...
+
+    def exists(self, uri: str, size: int) -> bool: ...
+
+    def get(self, uri: str, dst: Path) -> None:
+        """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
+        ...
+
+
+def file_uri_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        raise StoreError(f"not a local file URI: {uri}")
+    return Path(unquote(parsed.path))
+
+
+class LocalStore:
+    """Blobs under ``root/sha256/<ab>/<sha256>``, read-only once written."""
+
+    scheme = "file"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_uri(cls, uri: str) -> LocalStore:
+        return cls(file_uri_path(uri))
+
+    def _blob(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        blob = self._blob(sha256)
+        if blob.exists() and blob.stat().st_size == size:
+            local_path.unlink()
+            return blob.as_uri()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=".incoming-")
+            os.close(fd)
+            try:
+                os.replace(local_path, tmp)  # a rename when on the same filesystem
+            except OSError:
+                shutil.copyfile(local_path, tmp)
+                local_path.unlink()
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, blob)
+        except OSError as exc:
+            raise StoreError(f"cannot store {local_path} in {self.root}: {exc}") from exc
+        return blob.as_uri()
+
+    def exists(self, uri: str, size: int) -> bool:
+        try:
+            return file_uri_path(uri).stat().st_size == size
+        except (OSError, StoreError):
+            return False
+
+    def get(self, uri: str, dst: Path) -> None:
+        src = file_uri_path(uri)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+
+def open_store(uri: str) -> ArtifactStore:
+    """The store for a URI such as ``file:///var/artifacts``; unknown schemes are an error."""
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        return LocalStore.from_uri(uri)
+    raise StoreError(f"artifact_store {uri!r}: scheme {scheme!r} is not supported (use file://)")
