@@ -182,8 +182,7 @@ class ReusableDockerOperator(DockerOperator):
                 refs += default_refs(spec, [d for d in defaults if d], self.node.repository)
             for edge in edges:
                 refs += edge_refs(spec, self._edge_files(edge, upstream), edge.source_key)
-            stores = {urlparse_scheme(store_uri(store)): store}
-            staged[name] = stage_input(spec, refs, work.inputs, stores, stat_cache)
+            staged[name] = stage_input(spec, refs, work.inputs, {store.scheme: store}, stat_cache)
         return staged
 
     def _image_id(self) -> str:
@@ -274,6 +273,13 @@ class ReusableDockerOperator(DockerOperator):
         }
         self._private_environment = {**getattr(self, "_private_environment", {}), **secret}
         self.mounts = [*work.mounts()]
+        self.labels = {
+            **(self.labels if isinstance(self.labels, dict) else {}),
+            "io.valohai-reuse.dag-id": self.dag_id,
+            "io.valohai-reuse.run-id": context["run_id"],
+            "io.valohai-reuse.task-id": self.task_id,
+            "io.valohai-reuse.execution-id": execution_id,
+        }
         self.command = [render_script(self.node.step, parameters)]
         clock = time.monotonic()
         lines = super().execute(context)
@@ -338,11 +344,3 @@ def _input_match(name: str, edge: EdgeIn) -> bool:
     from airflow_valohai_reuse.inputs import glob_match
 
     return glob_match(name, edge.source_key)
-
-
-def store_uri(store: ArtifactStore) -> str:
-    return getattr(store, "scheme", "file") + "://"
-
-
-def urlparse_scheme(uri: str) -> str:
-    return uri.split("://", 1)[0]

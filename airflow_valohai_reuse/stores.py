@@ -13,6 +13,8 @@ from airflow_valohai_reuse.errors import StoreError
 
 
 class ArtifactStore(Protocol):
+    scheme: str
+
     def put(self, local_path: Path, sha256: str, size: int) -> str:
         """Keep the file (it may be moved away) and return its immutable URI."""
         ...
