@@ -36,7 +36,9 @@ def _folder(default: str | Path) -> Path:
     return Path(configured) if configured else Path(default)
 
 
-def register_pipelines(namespace: MutableMapping[str, Any], default_folder: str | Path) -> list[PipelineFileError]:
+def register_pipelines(
+    namespace: MutableMapping[str, Any], default_folder: str | Path
+) -> list[PipelineFileError]:
     """Build every DAG of every valohai.yaml found and put them in ``namespace``.
 
     Returns the broken files' errors (logged, not raised). A worker that re-parses to run one
@@ -64,15 +66,16 @@ def register_pipelines(namespace: MutableMapping[str, Any], default_folder: str 
 
 def check_pipelines(default_folder: str | Path) -> None:
     """Raise one error naming every broken valohai.yaml, so Airflow lists it as an import error."""
-    from airflow_valohai_reuse.pipelinefile import load_config
+    from airflow_valohai_reuse.factory import build_dags
 
     problems = []
     for path in find_pipeline_files(_folder(default_folder)):
         try:
-            load_config(path)
+            build_dags(path)
         except PipelineFileError as exc:
             problems.append(str(exc))
     if problems:
         raise PipelineFileError(
-            str(_folder(default_folder)), f"{len(problems)} broken valohai.yaml file(s):\n" + "\n".join(problems)
+            str(_folder(default_folder)),
+            f"{len(problems)} broken valohai.yaml file(s):\n" + "\n".join(problems),
         )

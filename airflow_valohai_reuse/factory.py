@@ -59,7 +59,9 @@ def build_dags(
         if only_dag_id is not None and dag_id != only_dag_id:
             continue
         if dag_id in dags:
-            raise PipelineFileError(str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}")
+            raise PipelineFileError(
+                str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
+            )
         schedule = (schedules or {}).get(dag_id, (schedules or {}).get(pipeline.name))
         dags[dag_id] = _build_dag(config, pipeline, dag_id, schedule, path, repo, dict(operator_kwargs or {}))
     return dags
@@ -68,7 +70,9 @@ def build_dags(
 def _step_of(config: Config, node: ExecutionNode, path: Path, pipeline: Pipeline) -> Step:
     if node.step not in config.steps:
         raise PipelineFileError(
-            str(path), f"node {node.name!r} uses step {node.step!r}, which is not defined", f"pipeline {pipeline.name}"
+            str(path),
+            f"node {node.name!r} uses step {node.step!r}, which is not defined",
+            f"pipeline {pipeline.name}",
         )
     return effective_step(config.steps[node.step], node.override)
 
@@ -87,7 +91,9 @@ def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
             )
         task_id = safe_id(node.name)
         if task_id in ids.values():
-            raise PipelineFileError(str(path), f"two nodes map to task id {task_id!r}", f"pipeline {pipeline.name}")
+            raise PipelineFileError(
+                str(path), f"two nodes map to task id {task_id!r}", f"pipeline {pipeline.name}"
+            )
         ids[node.name] = task_id
     return ids
 
@@ -107,7 +113,9 @@ def _classify_edges(
     pipeline: Pipeline, task_ids: dict[str, str], path: Path
 ) -> tuple[dict[str, dict[str, list[EdgeIn]]], set[tuple[str, str]], list[str]]:
     """Incoming edges per node by kind, the task dependencies, and notes on edges left out."""
-    incoming: dict[str, dict[str, list[EdgeIn]]] = {n: {"input": [], "parameter": [], "env": []} for n in task_ids}
+    incoming: dict[str, dict[str, list[EdgeIn]]] = {
+        n: {"input": [], "parameter": [], "env": []} for n in task_ids
+    }
     deps: set[tuple[str, str]] = set()
     notes: list[str] = []
     for edge in pipeline.edges:
@@ -130,7 +138,9 @@ def _classify_edges(
             incoming[edge.target_node][kind].append(item)
         elif not (edge.source_type == "dependency" and edge.target_type == "dependency"):
             raise PipelineFileError(
-                str(path), f"edge {edge.source} → {edge.target}: unsupported edge kind", f"pipeline {pipeline.name}"
+                str(path),
+                f"edge {edge.source} → {edge.target}: unsupported edge kind",
+                f"pipeline {pipeline.name}",
             )
     for note in notes:
         log.info("pipeline %r: %s", pipeline.name, note)
@@ -148,7 +158,7 @@ def _pipeline_params(
             raise PipelineFileError(str(path), f"pipeline parameter {pp.name!r} is a reserved name")
         json_type = None
         for target in pp.targets:
-            node, kind, name = (target.split(".", 2) + ["", ""])[:3]
+            node, kind, name = [*target.split(".", 2), "", ""][:3]
             if node not in task_ids or not kind.startswith("parameter"):
                 raise PipelineFileError(
                     str(path), f"pipeline parameter {pp.name!r}: target {target!r} is not node.parameter.name"
@@ -235,7 +245,7 @@ def _build_dag(
             "reuse_nodes": Param(
                 {},
                 type="object",
-                description="Pin nodes to past executions: {\"node name\": \"execution id\"}.",
+                description='Pin nodes to past executions: {"node name": "execution id"}.',
             ),
             **params,
         },

@@ -25,7 +25,9 @@ def _problem(node: str, execution_id: Any, spec: PipelineSpec, cache: ExecutionS
         return f"node {node!r}: no successful execution with id {execution_id!r}"
     wanted = spec.nodes[node].step
     if execution.step != wanted:
-        return f"node {node!r} runs step {wanted!r} but execution {execution_id} is of step {execution.step!r}"
+        return (
+            f"node {node!r} runs step {wanted!r} but execution {execution_id} is of step {execution.step!r}"
+        )
     names = [item["name"] for item in execution.outputs]
     for pattern in spec.nodes[node].output_globs:
         if not any(glob_match(name, pattern) for name in names):

@@ -73,7 +73,9 @@ class ReusableDockerOperator(DockerOperator):
         upstream = self._upstream(context)
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
         try:
-            return self._run_or_reuse(context, settings, cache, upstream, work, bool(params["reuse_executions"]))
+            return self._run_or_reuse(
+                context, settings, cache, upstream, work, bool(params["reuse_executions"])
+            )
         finally:
             if not settings.keep_work_dirs:
                 shutil.rmtree(work.root, ignore_errors=True)
@@ -102,7 +104,9 @@ class ReusableDockerOperator(DockerOperator):
                 "step": step_component(step),
                 "code": code,
                 "parameters": parameters,
-                "inputs": {name: {r.name: {"sha256": r.sha256} for r in refs} for name, refs in inputs.items()},
+                "inputs": {
+                    name: {r.name: {"sha256": r.sha256} for r in refs} for name, refs in inputs.items()
+                },
                 "image": {"id": self._image_id()},
                 "environment": environment_component(step, variables, settings.secret_env_patterns),
             }
@@ -119,7 +123,9 @@ class ReusableDockerOperator(DockerOperator):
         try:
             cache.record(execution)
         except SQLAlchemyError as exc:
-            self.log.warning("could not record execution %s in the cache (%s); outputs are kept", execution.id, exc)
+            self.log.warning(
+                "could not record execution %s in the cache (%s); outputs are kept", execution.id, exc
+            )
         return self._publish(context, execution, reused=False, details=execution.metadata)
 
     # -- gathering what determines the result -----------------------------------------------------
@@ -144,13 +150,20 @@ class ReusableDockerOperator(DockerOperator):
                 given.update(dict.fromkeys(targets, params[pipeline_param]))
         for edge in self.node.parameters_from_edges:
             source = upstream[edge.source_task]
-            pool = source.get("parameters", {}) if edge.source_kind == "parameter" else source.get("metadata", {})
+            pool = (
+                source.get("parameters", {})
+                if edge.source_kind == "parameter"
+                else source.get("metadata", {})
+            )
             if edge.source_key in pool:
                 given[edge.target_key] = pool[edge.source_key]
             else:
                 self.log.warning(
                     "edge %s.%s.%s → %s: no such value upstream; the step default applies",
-                    edge.source_node, edge.source_kind, edge.source_key, edge.target_key,
+                    edge.source_node,
+                    edge.source_kind,
+                    edge.source_key,
+                    edge.target_key,
                 )
         return given
 
@@ -164,7 +177,9 @@ class ReusableDockerOperator(DockerOperator):
         source = upstream[edge.source_task]
         if edge.source_kind == "output":
             return list(source.get("outputs", []))
-        return [f for name, refs in source.get("inputs", {}).items() if _input_match(name, edge) for f in refs]
+        return [
+            f for name, refs in source.get("inputs", {}).items() if _input_match(name, edge) for f in refs
+        ]
 
     def _stage_inputs(
         self,
@@ -196,12 +211,18 @@ class ReusableDockerOperator(DockerOperator):
             return self.cli.inspect_image(self.image)["Id"]
 
     def _details(
-        self, parameters: dict[str, Any], inputs: dict[str, list[FileRef]], variables: dict[str, str], settings: Settings
+        self,
+        parameters: dict[str, Any],
+        inputs: dict[str, list[FileRef]],
+        variables: dict[str, str],
+        settings: Settings,
     ) -> dict[str, Any]:
         return {
             "parameters": parameters,
             "inputs": {name: [r.as_dict() for r in refs] for name, refs in inputs.items()},
-            "environment": {k: v for k, v in variables.items() if not is_secret(k, settings.secret_env_patterns)},
+            "environment": {
+                k: v for k, v in variables.items() if not is_secret(k, settings.secret_env_patterns)
+            },
         }
 
     # -- cache ----------------------------------------------------------------------------------
@@ -220,7 +241,9 @@ class ReusableDockerOperator(DockerOperator):
         except SQLAlchemyError:
             return NoStatCache()
 
-    def _find(self, cache: ExecutionCache | NullCache, store: ArtifactStore, fp: Fingerprint) -> Execution | None:
+    def _find(
+        self, cache: ExecutionCache | NullCache, store: ArtifactStore, fp: Fingerprint
+    ) -> Execution | None:
         try:
             hit = cache.lookup(fp.digest)
         except SQLAlchemyError as exc:
@@ -232,7 +255,8 @@ class ReusableDockerOperator(DockerOperator):
         if missing:
             self.log.warning(
                 "not reusing execution %s: outputs missing or changed in the store: %s; running again",
-                hit.id, ", ".join(missing),
+                hit.id,
+                ", ".join(missing),
             )
             return None
         return hit
@@ -321,7 +345,11 @@ class ReusableDockerOperator(DockerOperator):
         if reused:
             saved = f"{execution.duration_s:.1f}" if execution.duration_s is not None else "?"
             self.log.info(
-                "reused execution %s from %s/%s (saved %s s)", execution.id, execution.dag_id, execution.run_id, saved
+                "reused execution %s from %s/%s (saved %s s)",
+                execution.id,
+                execution.dag_id,
+                execution.run_id,
+                saved,
             )
         value = {
             "execution_id": execution.id,

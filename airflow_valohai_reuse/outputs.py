@@ -32,7 +32,9 @@ def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, A
             collected.append({"name": relative, "uri": uri, "size": size, "checksum": sha256})
         for name in list(dirs):
             if Path(root, name).is_symlink():
-                log.warning("output folder %s is a link; not followed", Path(root, name).relative_to(outputs_dir))
+                log.warning(
+                    "output folder %s is a link; not followed", Path(root, name).relative_to(outputs_dir)
+                )
                 dirs.remove(name)
     return collected
 

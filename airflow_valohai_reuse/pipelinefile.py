@@ -28,7 +28,7 @@ def load_config(path: str | Path) -> Config:
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a safe loader
+            data = yaml.load(handle, Loader=_Loader)
     except OSError as exc:
         raise PipelineFileError(path, f"cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

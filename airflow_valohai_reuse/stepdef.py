@@ -45,7 +45,9 @@ def _merge_items(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
                 if attr != "name" and hasattr(target, attr):
                     setattr(target, attr, value)
             if isinstance(target, Parameter) and target.multiple and "default" in explicit:
-                target.default = list(target.default) if isinstance(target.default, list) else [target.default]
+                target.default = (
+                    list(target.default) if isinstance(target.default, list) else [target.default]
+                )
         else:
             merged[name] = copy.deepcopy(item)
     return merged
@@ -158,7 +160,8 @@ def step_component(step: Step) -> dict[str, Any]:
     if isinstance(data.get("command"), str):
         data["command"] = [data["command"]]
     data["parameters"] = {
-        name: _item_data(p, ("default", "optional", *_COSMETIC_ITEM_FIELDS)) for name, p in step.parameters.items()
+        name: _item_data(p, ("default", "optional", *_COSMETIC_ITEM_FIELDS))
+        for name, p in step.parameters.items()
     }
     data["inputs"] = {
         name: _item_data(i, ("default", "optional", "download", *_COSMETIC_ITEM_FIELDS))
@@ -173,7 +176,9 @@ def is_secret(name: str, patterns: Iterable[str]) -> bool:
 
 def environment_values(step: Step, given: Mapping[str, str | None]) -> dict[str, str]:
     """Environment variables of the step: declared defaults, then ``given`` (edges, node settings)."""
-    values = {name: var.default for name, var in step.environment_variables.items() if var.default is not None}
+    values = {
+        name: var.default for name, var in step.environment_variables.items() if var.default is not None
+    }
     values.update({k: v for k, v in given.items() if v is not None})
     return {name: str(value) for name, value in values.items()}
 

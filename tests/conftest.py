@@ -33,7 +33,10 @@ IMAGE = "valohai-reuse-example:busybox"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
     )
 
 

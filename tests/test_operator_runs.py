@@ -54,7 +54,11 @@ def test_changed_input_bytes_rerun_every_dependent_node(project, dags, docker_cl
     (project / "raw.txt").write_text("different words\n")
     again = run(dags["basic"], docker_client)
     assert again.state == "success"
-    assert {t: x["reused"] for t, x in again.xcoms.items()} == {"prepare": False, "fit": False, "report": False}
+    assert {t: x["reused"] for t, x in again.xcoms.items()} == {
+        "prepare": False,
+        "fit": False,
+        "report": False,
+    }
     assert again.xcoms["prepare"]["fingerprint"] != baseline.xcoms["prepare"]["fingerprint"]
 
 

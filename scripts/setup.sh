@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One-command set-up on a fresh machine: Docker daemon, virtual environment, package, local images.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/start-docker.sh
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null 2>&1 || python=python3
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+scripts/build-images.sh
+echo "ready: run the tests with .venv/bin/python -m pytest"
