@@ -43,10 +43,12 @@ def list_files(repository: Path) -> list[str]:
     return sorted(found)
 
 
-def code_component(repository: Path, files: list[str], stat_cache: StatCache) -> dict[str, Any]:
+def code_component(
+    repository: Path, files: list[str], stat_cache: StatCache, scope: str = "repository"
+) -> dict[str, Any]:
     """The ``code`` fingerprint component: each file's sha256 (unchanged files are not re-read)."""
     return {
-        "scope": "repository",
+        "scope": scope,
         "files": {name: cached_sha256(repository / name, stat_cache)[0] for name in files},
     }
 

@@ -20,6 +20,8 @@ from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipelinefile import load_config
+from airflow_valohai_reuse.projectconfig import load_project_config
+from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineNode, PipelineSpec
 from airflow_valohai_reuse.stepdef import effective_step
 
@@ -215,6 +217,7 @@ def _build_dag(
     from airflow_valohai_reuse.operator import ReusableDockerOperator
 
     task_ids = _task_ids(pipeline, path)
+    project = load_project_config(path, load_settings().code_scope)
     incoming, deps, edge_notes = _classify_edges(pipeline, task_ids, path)
     params, targets = _pipeline_params(config, pipeline, task_ids, path)
     steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
@@ -264,6 +267,7 @@ def _build_dag(
             environment_from_edges=tuple(incoming[name]["env"]),
             pipeline_parameters={k: tuple(v) for k, v in targets.get(name, {}).items()},
             append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
+            code_scope=project.scope_for(steps[name].name),
         )
         kwargs = {**_resource_kwargs(steps[name]), **operator_kwargs}
         kwargs.setdefault("retries", 0)

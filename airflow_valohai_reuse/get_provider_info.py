@@ -68,6 +68,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "*SECRET*,*TOKEN*",
         "default": "*SECRET*,*PASSWORD*,*PASSWD*,*TOKEN*,*CREDENTIAL*,*API_KEY*",
     },
+    "code_scope": {
+        "description": "Default code scope of a step: auto (the files its commands name, what they import "
+        "or name, and the dependency manifests) or repository (every project file). A "
+        "valohai-reuse.yaml beside a valohai.yaml overrides it per project and step.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "repository",
+        "default": "auto",
+    },
     "keep_work_dirs": {
         "description": "Keep each node's staged /valohai tree after the task, for debugging.",
         "version_added": "0.1.0",

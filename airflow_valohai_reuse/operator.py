@@ -20,6 +20,7 @@ from airflow_valohai_reuse.inputs import FileRef, default_refs, edge_refs, stage
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
 from airflow_valohai_reuse.runtime import WorkTree, container_environment
+from airflow_valohai_reuse.scope import scoped_files
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineSpec
 from airflow_valohai_reuse.stepdef import (
@@ -94,8 +95,10 @@ class ReusableDockerOperator(DockerOperator):
         step = self.node.step
         parameters = resolve_parameters(step, self._given_parameters(context["params"], upstream))
         variables = environment_values(step, self._given_environment(upstream))
-        files = list_files(self.node.repository)
-        code = code_component(self.node.repository, files, stat_cache)
+        files = scoped_files(
+            self.node.repository, list_files(self.node.repository), step, self.node.code_scope
+        )
+        code = code_component(self.node.repository, files, stat_cache, self.node.code_scope.mode.value)
         inputs = self._stage_inputs(upstream, work, store, stat_cache)
         if isinstance(stat_cache, BatchStatCache):
             stat_cache.flush()

@@ -25,6 +25,7 @@ class Settings:
     schedules: dict[str, str]
     secret_env_patterns: tuple[str, ...]
     keep_work_dirs: bool
+    code_scope: str
 
 
 def _airflow_home() -> Path:
@@ -65,4 +66,5 @@ def load_settings() -> Settings:
         schedules=_schedules(_raw("schedules")),
         secret_env_patterns=tuple(p.strip() for p in _raw("secret_env_patterns").split(",") if p.strip()),
         keep_work_dirs=_raw("keep_work_dirs").strip().lower() in ("1", "true", "yes"),
+        code_scope=_raw("code_scope").strip() or "auto",
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from valohai_yaml.objs import Step
 
+from airflow_valohai_reuse.scope import CodeScope
+
 
 @dataclass(frozen=True)
 class EdgeIn:
@@ -34,6 +36,7 @@ class NodeSpec:
     #: pipeline parameter name → this node's parameter names it sets
     pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     append_edges_to_defaults: bool = False
+    code_scope: CodeScope = field(default_factory=CodeScope)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""``valohai-reuse.yaml`` beside a valohai.yaml: per-project reuse settings valohai.yaml has no room for.
+
+```yaml
+code-scope: auto          # or "repository": every project file belongs to every step
+steps:
+  train:
+    include: ["configs/*.json", "models/**"]   # widen a step's code scope by hand
+  report:
+    code-scope: repository
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.scope import CodeScope, ScopeMode
+
+FILENAME = "valohai-reuse.yaml"
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    default_scope: CodeScope = field(default_factory=CodeScope)
+    step_scopes: dict[str, CodeScope] = field(default_factory=dict)
+
+    def scope_for(self, step: str) -> CodeScope:
+        return self.step_scopes.get(step, self.default_scope)
+
+
+def _mode(path: Path, where: str, value: Any) -> ScopeMode:
+    try:
+        return ScopeMode(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in ScopeMode)
+        raise PipelineFileError(str(path), f"code-scope {value!r} is not one of {choices}", where) from None
+
+
+def _include(path: Path, where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PipelineFileError(str(path), f"include must be a list of glob strings, got {value!r}", where)
+    return tuple(value)
+
+
+def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> ProjectConfig:
+    """The settings file beside ``valohai_yaml``, or the defaults when there is none."""
+    path = valohai_yaml.parent / FILENAME
+    base_mode = _mode(path, "[valohai_reuse] code_scope", default_mode)
+    if not path.exists():
+        return ProjectConfig(CodeScope(base_mode))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PipelineFileError(str(path), f"YAML syntax: {exc}") from None
+    if not isinstance(data, dict) or set(data) - {"code-scope", "steps"}:
+        raise PipelineFileError(str(path), "expected a mapping with only code-scope and steps")
+    default = CodeScope(_mode(path, "code-scope", data.get("code-scope", base_mode.value)))
+    steps: dict[str, CodeScope] = {}
+    for name, item in (data.get("steps") or {}).items():
+        where = f"steps/{name}"
+        if not isinstance(item, dict) or set(item) - {"code-scope", "include"}:
+            raise PipelineFileError(str(path), "expected a mapping with only code-scope and include", where)
+        mode = _mode(path, f"{where}/code-scope", item.get("code-scope", default.mode.value))
+        steps[name] = CodeScope(mode, _include(path, f"{where}/include", item.get("include", [])))
+    return ProjectConfig(default, steps)

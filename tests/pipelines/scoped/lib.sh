@@ -1,0 +1,1 @@
+model() { echo "model v1 of: $1"; }
