@@ -41,7 +41,9 @@ def test_auto_scope_follows_commands_imports_and_named_files(tmp_path):
             "README.md": "",
         },
     )
-    train = scoped_files(tmp_path, files, _step("pip install -r requirements.txt\npython train.py"), CodeScope())
+    train = scoped_files(
+        tmp_path, files, _step("pip install -r requirements.txt\npython train.py"), CodeScope()
+    )
     assert train == [
         "configs/a.json",
         "models/__init__.py",
