@@ -1,5 +1,7 @@
 """valohai.yaml → Airflow: one DAG per pipeline, one ReusableDockerOperator per execution node.
 
+A task node (parameter sweep) becomes one mapped ReusableDockerOperator, one map index per variant.
+
 This is the only module that knows both formats.
 """
 
@@ -17,6 +19,7 @@ from valohai_yaml.objs import Config, Pipeline, Step
 from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
 from valohai_yaml.objs.pipelines.edge_merge_mode import EdgeMergeMode
 from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
+from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipelinefile import load_config
@@ -24,6 +27,7 @@ from airflow_valohai_reuse.projectconfig import load_project_config
 from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineNode, PipelineSpec
 from airflow_valohai_reuse.stepdef import effective_step
+from airflow_valohai_reuse.variants import VariantError, blueprint_axes, grid
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +73,27 @@ def build_dags(
     return dags
 
 
-def _step_of(config: Config, node: ExecutionNode, path: Path, pipeline: Pipeline) -> Step:
-    if node.step not in config.steps:
+def _step_name(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> str:
+    if isinstance(node, TaskNode) and node.task:
+        if node.task not in config.tasks:
+            raise PipelineFileError(
+                str(path),
+                f"task node {node.name!r} uses task blueprint {node.task!r}, which is not defined",
+                f"pipeline {pipeline.name}",
+            )
+        return config.tasks[node.task].step
+    return str(node.step)
+
+
+def _step_of(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> Step:
+    step = _step_name(config, node, path, pipeline)
+    if step not in config.steps:
         raise PipelineFileError(
             str(path),
-            f"node {node.name!r} uses step {node.step!r}, which is not defined",
+            f"node {node.name!r} uses step {step!r}, which is not defined",
             f"pipeline {pipeline.name}",
         )
-    return effective_step(config.steps[node.step], node.override)
+    return effective_step(config.steps[step], node.override)
 
 
 def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
@@ -84,11 +101,10 @@ def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
     for node in pipeline.nodes:
         if isinstance(node, DeploymentNode):
             continue
-        if not isinstance(node, ExecutionNode):
+        if not isinstance(node, (ExecutionNode, TaskNode)):
             raise PipelineFileError(
                 str(path),
-                f"node {node.name!r} is a {node.type} node; only execution nodes become tasks "
-                "(task nodes: use one execution node per variant)",
+                f"node {node.name!r} is a {node.type} node; only execution and task nodes become tasks",
                 f"pipeline {pipeline.name}",
             )
         task_id = safe_id(node.name)
@@ -150,7 +166,7 @@ def _classify_edges(
 
 
 def _pipeline_params(
-    config: Config, pipeline: Pipeline, task_ids: dict[str, str], path: Path
+    pipeline: Pipeline, task_ids: dict[str, str], steps: dict[str, Step], path: Path
 ) -> tuple[dict[str, Param], dict[str, dict[str, list[str]]]]:
     """DAG Params for pipeline parameters, and per node: pipeline parameter → node parameters."""
     params: dict[str, Param] = {}
@@ -166,9 +182,7 @@ def _pipeline_params(
                     str(path), f"pipeline parameter {pp.name!r}: target {target!r} is not node.parameter.name"
                 )
             targets.setdefault(node, {}).setdefault(pp.name, []).append(name)
-            node_obj = pipeline.get_node_by(name=node)
-            step = config.steps.get(node_obj.step)
-            declared = step.parameters.get(name) if step else None
+            declared = steps[node].parameters.get(name)
             if declared is not None and json_type is None:
                 json_type = "array" if declared.multiple else _PARAM_TYPES.get(declared.type)
         if isinstance(pp.default, list):
@@ -178,6 +192,57 @@ def _pipeline_params(
             kwargs["type"] = [json_type, "null"]
         params[pp.name] = Param(pp.default, **kwargs)
     return params, targets
+
+
+def _list_axes(pipeline: Pipeline, node: TaskNode, step: Step) -> dict[str, list[Any]]:
+    """Parameters of a task node that a pipeline parameter with a list default sweeps."""
+    axes: dict[str, list[Any]] = {}
+    for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
+        if not isinstance(pp.default, list):
+            continue
+        for target in pp.targets:
+            target_node, _kind, name = [*target.split(".", 2), "", ""][:3]
+            declared = step.parameters.get(name)
+            if target_node == node.name and not (declared is not None and declared.multiple):
+                axes[name] = list(pp.default)
+    return axes
+
+
+def _variants(config: Config, pipeline: Pipeline, node: TaskNode, step: Step, path: Path) -> list[dict]:
+    """A task node's variants: its blueprint's grid, list-valued pipeline parameters, or one ``{}``."""
+    where = f"pipeline {pipeline.name}"
+    task = config.tasks[node.task] if node.task else None
+    try:
+        axes = blueprint_axes(task) if task else {}
+    except VariantError as exc:
+        problem = f"task node {node.name!r} (task {node.task!r}): {exc}"
+        raise PipelineFileError(str(path), problem, where) from None
+    axes.update(_list_axes(pipeline, node, step))
+    sets = task.parameter_sets if task else []
+    names = [*axes, *(name for ps in sets for name in ps)]
+    unknown = [name for name in names if name not in step.parameters]
+    if unknown:
+        raise PipelineFileError(
+            str(path),
+            f"task node {node.name!r} sweeps {unknown[0]!r}, which is not a parameter of step {step.name!r}",
+            where,
+        )
+    return grid(axes, sets)
+
+
+def _task_notes(name: str, variants: list[dict], incoming: dict[str, list[EdgeIn]]) -> list[str]:
+    swept = sorted({key for variant in variants for key in variant})
+    notes = [
+        f"task node {name!r}: {len(variants)} variant(s) as mapped task instances"
+        + (f", sweeping {', '.join(swept)}" if swept else "")
+    ]
+    notes += [
+        f"edge {e.source_node}.metadata.{e.source_key} → {name}.parameter.{e.target_key}: a list value "
+        "is not spread into one variant per item; every variant receives the value as it is"
+        for e in incoming["parameter"]
+        if e.source_kind == "metadata"
+    ]
+    return notes
 
 
 def _resource_kwargs(step: Step) -> dict[str, Any]:
@@ -219,8 +284,14 @@ def _build_dag(
     task_ids = _task_ids(pipeline, path)
     project = load_project_config(path, load_settings().code_scope)
     incoming, deps, edge_notes = _classify_edges(pipeline, task_ids, path)
-    params, targets = _pipeline_params(config, pipeline, task_ids, path)
     steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
+    params, targets = _pipeline_params(pipeline, task_ids, steps, path)
+    variants = {
+        name: _variants(config, pipeline, node, steps[name], path)
+        for name in task_ids
+        if isinstance(node := pipeline.get_node_by(name=name), TaskNode)
+    }
+    task_notes = [note for name, v in variants.items() for note in _task_notes(name, v, incoming[name])]
     out_globs: dict[str, list[str]] = {name: [] for name in task_ids}
     for edges in incoming.values():
         for edge in edges["input"]:
@@ -228,13 +299,13 @@ def _build_dag(
                 out_globs[edge.source_node].append(edge.source_key)
     spec = PipelineSpec(
         pipeline.name,
-        {n: PipelineNode(task_ids[n], steps[n].name, tuple(out_globs[n])) for n in task_ids},
+        {n: PipelineNode(task_ids[n], steps[n].name, tuple(out_globs[n]), n in variants) for n in task_ids},
     )
     dag = DAG(
         dag_id,
         dag_display_name=pipeline.name,
         description=f"valohai.yaml pipeline {pipeline.name}",
-        doc_md=_doc(pipeline, path, _omitted(pipeline) + edge_notes),
+        doc_md=_doc(pipeline, path, _omitted(pipeline) + edge_notes + task_notes),
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
@@ -272,9 +343,11 @@ def _build_dag(
         kwargs = {**_resource_kwargs(steps[name]), **operator_kwargs}
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("retry_delay", timedelta(seconds=30))
-        tasks[task_id] = ReusableDockerOperator(
-            task_id=task_id, task_display_name=name, node=node_spec, pipeline=spec, dag=dag, **kwargs
-        )
+        kwargs.update(task_id=task_id, task_display_name=name, node=node_spec, pipeline=spec, dag=dag)
+        if name in variants:
+            tasks[task_id] = ReusableDockerOperator.partial(**kwargs).expand(variant=variants[name])
+        else:
+            tasks[task_id] = ReusableDockerOperator(**kwargs)
     for source, target in sorted(deps):
         tasks[source] >> tasks[target]
     return dag

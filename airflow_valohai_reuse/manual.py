@@ -18,6 +18,8 @@ class ExecutionSource(Protocol):
 def _problem(node: str, execution_id: Any, spec: PipelineSpec, cache: ExecutionSource) -> str | None:
     if node not in spec.nodes:
         return f"node {node!r} is not in pipeline {spec.name!r} (nodes: {', '.join(sorted(spec.nodes))})"
+    if spec.nodes[node].mapped:
+        return f"node {node!r} is a task node (a parameter sweep); its variants cannot share one execution"
     if not isinstance(execution_id, str) or not execution_id:
         return f"node {node!r}: execution id must be a non-empty string, got {execution_id!r}"
     execution = cache.get(execution_id)

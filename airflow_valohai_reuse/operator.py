@@ -48,7 +48,14 @@ class ReusableDockerOperator(DockerOperator):
 
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, node: NodeSpec, pipeline: PipelineSpec, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        node: NodeSpec,
+        pipeline: PipelineSpec,
+        variant: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("image", node.step.image)
         kwargs.setdefault("mount_tmp_dir", False)
         kwargs.setdefault("auto_remove", "force")
@@ -58,6 +65,8 @@ class ReusableDockerOperator(DockerOperator):
         super().__init__(**kwargs)
         self.node = node
         self.pipeline = pipeline
+        #: a task node's variant: parameter values that win over pipeline parameters and edges
+        self.variant = dict(variant or {})
 
     # -- the decision ---------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -139,6 +148,10 @@ class ReusableDockerOperator(DockerOperator):
         found = {}
         for task_id in sorted(sources):
             value = ti.xcom_pull(task_ids=task_id, key=XCOM_KEY)
+            if isinstance(value, (list, tuple)):
+                from airflow_valohai_reuse.variants import merge_executions
+
+                value = merge_executions(task_id, list(value))  # a task node: one value per variant
             if not isinstance(value, dict):
                 raise RuntimeError(f"upstream task {task_id!r} left no {XCOM_KEY!r} XCom; was it cleared?")
             found[task_id] = value
@@ -168,6 +181,10 @@ class ReusableDockerOperator(DockerOperator):
                     edge.source_key,
                     edge.target_key,
                 )
+        for name, value in self.variant.items():
+            if name in given and given[name] != value:
+                self.log.info("variant sets parameter %s = %r instead of %r", name, value, given[name])
+            given[name] = value
         return given
 
     def _given_environment(self, upstream: dict[str, dict[str, Any]]) -> dict[str, str | None]:

@@ -45,6 +45,8 @@ class PipelineNode:
     step: str
     #: output globs that downstream edges read from this node
     output_globs: tuple[str, ...] = ()
+    #: a task node (parameter sweep): one mapped task instance per variant
+    mapped: bool = False
 
 
 @dataclass(frozen=True)

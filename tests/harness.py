@@ -36,16 +36,21 @@ class RunResult:
 
 
 def xcom(run_id: str, dag_id: str, task_id: str) -> Any:
+    """A task's ``valohai_execution``: one value, or for a mapped task a list by map index."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = (
+        rows = (
             session.query(XComModel)
             .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=XCOM_KEY)
-            .one_or_none()
+            .order_by(XComModel.map_index)
+            .all()
         )
-        return XComModel.deserialize_value(row) if row is not None else None
+        values = [XComModel.deserialize_value(row) for row in rows]
+        if len(rows) == 1 and rows[0].map_index == -1:
+            return values[0]
+        return values or None
 
 
 def run(dag: Any, docker_client: Any, conf: dict[str, Any] | None = None) -> RunResult:

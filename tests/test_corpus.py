@@ -17,28 +17,47 @@ def _pipelines(path: Path) -> list[dict]:
     return [item["pipeline"] for item in yaml.safe_load(path.read_text()) if "pipeline" in item]
 
 
-def _execution_only(path: Path) -> bool:
-    return all(n["type"] in ("execution", "deployment") for p in _pipelines(path) for n in p["nodes"])
-
-
 FILES = sorted(CORPUS.glob("*.yaml"))
+TASKS = ("execution", "task")
 
 
 def test_corpus_is_there():
     assert len(FILES) == 10
 
 
-@pytest.mark.parametrize("path", [f for f in FILES if _execution_only(f)], ids=lambda p: p.name)
-def test_execution_pipelines_build(path):
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_pipelines_build(path):
     dags = build_dags(path)
     for pipeline in _pipelines(path):
         dag = dags[safe_id(pipeline["name"])]
-        executions = {n["name"] for n in pipeline["nodes"] if n["type"] == "execution"}
-        assert {t.task_display_name for t in dag.tasks} == executions
+        nodes = {n["name"]: n["type"] for n in pipeline["nodes"] if n["type"] in TASKS}
+        assert {t.task_display_name for t in dag.tasks} == set(nodes)
+        for name, kind in nodes.items():
+            task = dag.get_task(safe_id(name))
+            variants = getattr(task, "expand_input", None)
+            assert (variants is not None) == (kind == "task"), name
+            if variants is not None:
+                assert variants.value["variant"], name
         for edge in pipeline["edges"]:
             source, target = edge if isinstance(edge, list) else [edge["source"], edge["target"]]
             src, dst = source.split(".")[0], target.split(".")[0]
-            if src in executions and dst in executions:
+            if src in nodes and dst in nodes:
                 assert safe_id(src) in dag.get_task(safe_id(dst)).upstream_task_ids
         if any(n["type"] == "deployment" for n in pipeline["nodes"]):
             assert "deployment node" in dag.doc_md and "left out" in dag.doc_md
+
+
+def test_task_blueprint_becomes_one_mapped_instance_per_variant():
+    (path,) = [f for f in FILES if f.name.startswith("06_")]
+    dag = build_dags(path)["train-pipeline"]
+    assert dag.get_task("train").expand_input.value["variant"] == [{"epochs": e} for e in (30, 40, 50)]
+
+
+def test_metadata_edge_into_task_node_is_documented_not_dropped():
+    (path,) = [f for f in FILES if f.name.startswith("05_")]
+    dag = build_dags(path)["dynamic-task"]
+    for name in ("train-with-errors", "train-optional", "train-critical"):
+        task = dag.get_task(name)
+        assert task.expand_input.value["variant"] == [{}]
+        assert "preprocess" in task.upstream_task_ids
+        assert f"preprocess.metadata.storeids → {name}.parameter.id" in dag.doc_md
