@@ -12,25 +12,26 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.operators.docker import DockerOperator
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.cache import BatchStatCache, Execution, ExecutionCache, NullCache
-from airflow_valohai_reuse.checksums import NoStatCache, StatCache
-from airflow_valohai_reuse.codesnap import code_component, list_files, stage_code
-from airflow_valohai_reuse.fingerprint import Fingerprint, describe, diff
-from airflow_valohai_reuse.inputs import FileRef, default_refs, edge_refs, stage_input, temporary_dir
+from airflow_valohai_reuse.cache import Execution
+from airflow_valohai_reuse.codesnap import stage_code
+from airflow_valohai_reuse.fingerprint import Fingerprint
+from airflow_valohai_reuse.inputs import FileRef, temporary_dir
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
-from airflow_valohai_reuse.runtime import WorkTree, container_environment
-from airflow_valohai_reuse.scope import scoped_files
-from airflow_valohai_reuse.settings import Settings, load_settings
-from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineSpec
-from airflow_valohai_reuse.stepdef import (
-    environment_component,
-    environment_values,
-    is_secret,
-    render_script,
-    resolve_parameters,
-    step_component,
+from airflow_valohai_reuse.resolve import (
+    Cache,
+    Resolved,
+    find_reusable,
+    merge_upstream,
+    miss_reason,
+    open_cache,
+    resolve,
+    upstream_tasks,
 )
+from airflow_valohai_reuse.runtime import WorkTree, container_environment
+from airflow_valohai_reuse.settings import Settings, load_settings
+from airflow_valohai_reuse.spec import NodeSpec, PipelineSpec
+from airflow_valohai_reuse.stepdef import is_secret, render_script
 from airflow_valohai_reuse.stores import ArtifactStore, open_store
 
 if TYPE_CHECKING:
@@ -74,63 +75,69 @@ class ReusableDockerOperator(DockerOperator):
         if settings.docker_url and self.docker_url is None:
             self.docker_url = settings.docker_url
         params = context["params"]
-        cache = self._open_cache(settings)
+        cache = open_cache(settings, self.log)
         pins = check_pins(params.get("reuse_nodes") or {}, self.pipeline, cache)
         if self.node.node in pins:
             execution = pins[self.node.node]
             self.log.info("node pinned by reuse_nodes to execution %s", execution.id)
             return self._publish(context, execution, reused=True, details=execution.metadata)
-        upstream = self._upstream(context)
+        ti = context["ti"]
+        upstream = {
+            t: merge_upstream(t, ti.xcom_pull(task_ids=t, key=XCOM_KEY)) for t in upstream_tasks(self.node)
+        }
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
         try:
-            return self._run_or_reuse(
-                context, settings, cache, upstream, work, bool(params["reuse_executions"])
+            store = open_store(settings.artifact_store)
+            resolved = resolve(
+                self.node,
+                params=params,
+                variant=self.variant,
+                upstream=upstream,
+                inputs_dir=work.inputs,
+                store=store,
+                cache=cache,
+                settings=settings,
+                image_id=self._image_id(),
+                logger=self.log,
+            )
+            return self._decide(
+                context, settings, cache, store, resolved, work, bool(params["reuse_executions"])
             )
         finally:
             if not settings.keep_work_dirs:
                 shutil.rmtree(work.root, ignore_errors=True)
 
-    def _run_or_reuse(
+    def _decide(
         self,
         context: Context,
         settings: Settings,
-        cache: ExecutionCache | NullCache,
-        upstream: dict[str, dict[str, Any]],
+        cache: Cache,
+        store: ArtifactStore,
+        resolved: Resolved,
         work: WorkTree,
         reuse: bool,
     ) -> dict[str, Any]:
-        store = open_store(settings.artifact_store)
-        stat_cache = self._stat_cache(cache)
-        step = self.node.step
-        parameters = resolve_parameters(step, self._given_parameters(context["params"], upstream))
-        variables = environment_values(step, self._given_environment(upstream))
-        files = scoped_files(
-            self.node.repository, list_files(self.node.repository), step, self.node.code_scope
-        )
-        code = code_component(self.node.repository, files, stat_cache, self.node.code_scope.mode.value)
-        inputs = self._stage_inputs(upstream, work, store, stat_cache)
-        if isinstance(stat_cache, BatchStatCache):
-            stat_cache.flush()
-        fingerprint = Fingerprint(
-            {
-                "step": step_component(step),
-                "code": code,
-                "parameters": parameters,
-                "inputs": {
-                    name: {r.name: {"sha256": r.sha256} for r in refs} for name, refs in inputs.items()
-                },
-                "image": {"id": self._image_id()},
-                "environment": environment_component(step, variables, settings.secret_env_patterns),
-            }
-        )
-        details = self._details(parameters, inputs, variables, settings)
+        details = resolved.details(settings.secret_env_patterns)
         if reuse:
-            hit = self._find(cache, store, fingerprint)
+            hit = find_reusable(cache, store, resolved.fingerprint, self.log)
             if hit is not None:
                 return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
-        self._explain_miss(cache, fingerprint, reuse)
-        stage_code(self.node.repository, code, work.repository)
-        execution = self._run(context, fingerprint, parameters, inputs, variables, work, store, settings)
+            reason, nearest = miss_reason(cache, self.node.step.name, resolved.fingerprint)
+            against = f" (compared with execution {nearest.id})" if nearest else ""
+            self.log.info("not reused: %s%s", reason, against)
+        else:
+            self.log.info("reuse_executions is off: running")
+        stage_code(self.node.repository, resolved.code, work.repository)
+        execution = self._run(
+            context,
+            resolved.fingerprint,
+            resolved.parameters,
+            resolved.inputs,
+            resolved.variables,
+            work,
+            store,
+            settings,
+        )
         execution.metadata = {**details, "metadata": execution.metadata.get("metadata", {})}
         try:
             cache.record(execution)
@@ -139,86 +146,6 @@ class ReusableDockerOperator(DockerOperator):
                 "could not record execution %s in the cache (%s); outputs are kept", execution.id, exc
             )
         return self._publish(context, execution, reused=False, details=execution.metadata)
-
-    # -- gathering what determines the result -----------------------------------------------------
-    def _upstream(self, context: Context) -> dict[str, dict[str, Any]]:
-        sources = {e.source_task for e in (*self.node.inputs_from_edges, *self.node.parameters_from_edges)}
-        sources |= {e.source_task for e in self.node.environment_from_edges}
-        ti = context["ti"]
-        found = {}
-        for task_id in sorted(sources):
-            value = ti.xcom_pull(task_ids=task_id, key=XCOM_KEY)
-            if isinstance(value, (list, tuple)):
-                from airflow_valohai_reuse.variants import merge_executions
-
-                value = merge_executions(task_id, list(value))  # a task node: one value per variant
-            if not isinstance(value, dict):
-                raise RuntimeError(f"upstream task {task_id!r} left no {XCOM_KEY!r} XCom; was it cleared?")
-            found[task_id] = value
-        return found
-
-    def _given_parameters(
-        self, params: Mapping[str, Any], upstream: dict[str, dict[str, Any]]
-    ) -> dict[str, Any]:
-        given: dict[str, Any] = {}
-        for pipeline_param, targets in self.node.pipeline_parameters.items():
-            if params.get(pipeline_param) is not None:
-                given.update(dict.fromkeys(targets, params[pipeline_param]))
-        for edge in self.node.parameters_from_edges:
-            source = upstream[edge.source_task]
-            pool = (
-                source.get("parameters", {})
-                if edge.source_kind == "parameter"
-                else source.get("metadata", {})
-            )
-            if edge.source_key in pool:
-                given[edge.target_key] = pool[edge.source_key]
-            else:
-                self.log.warning(
-                    "edge %s.%s.%s → %s: no such value upstream; the step default applies",
-                    edge.source_node,
-                    edge.source_kind,
-                    edge.source_key,
-                    edge.target_key,
-                )
-        for name, value in self.variant.items():
-            if name in given and given[name] != value:
-                self.log.info("variant sets parameter %s = %r instead of %r", name, value, given[name])
-            given[name] = value
-        return given
-
-    def _given_environment(self, upstream: dict[str, dict[str, Any]]) -> dict[str, str | None]:
-        return {
-            e.target_key: upstream[e.source_task].get("environment", {}).get(e.source_key)
-            for e in self.node.environment_from_edges
-        }
-
-    def _edge_files(self, edge: EdgeIn, upstream: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        source = upstream[edge.source_task]
-        if edge.source_kind == "output":
-            return list(source.get("outputs", []))
-        return [
-            f for name, refs in source.get("inputs", {}).items() if _input_match(name, edge) for f in refs
-        ]
-
-    def _stage_inputs(
-        self,
-        upstream: dict[str, dict[str, Any]],
-        work: WorkTree,
-        store: ArtifactStore,
-        stat_cache: StatCache,
-    ) -> dict[str, list[FileRef]]:
-        staged: dict[str, list[FileRef]] = {}
-        for name, spec in self.node.step.inputs.items():
-            edges = [e for e in self.node.inputs_from_edges if e.target_key == name]
-            refs: list[FileRef] = []
-            if not edges or self.node.append_edges_to_defaults:
-                defaults = spec.default if isinstance(spec.default, list) else [spec.default]
-                refs += default_refs(spec, [d for d in defaults if d], self.node.repository)
-            for edge in edges:
-                refs += edge_refs(spec, self._edge_files(edge, upstream), edge.source_key)
-            staged[name] = stage_input(spec, refs, work.inputs, {store.scheme: store}, stat_cache)
-        return staged
 
     def _image_id(self) -> str:
         from docker.errors import ImageNotFound
@@ -229,71 +156,6 @@ class ReusableDockerOperator(DockerOperator):
             self.log.info("pulling %s to learn its content identity", self.image)
             self.cli.pull(self.image)
             return self.cli.inspect_image(self.image)["Id"]
-
-    def _details(
-        self,
-        parameters: dict[str, Any],
-        inputs: dict[str, list[FileRef]],
-        variables: dict[str, str],
-        settings: Settings,
-    ) -> dict[str, Any]:
-        return {
-            "parameters": parameters,
-            "inputs": {name: [r.as_dict() for r in refs] for name, refs in inputs.items()},
-            "environment": {
-                k: v for k, v in variables.items() if not is_secret(k, settings.secret_env_patterns)
-            },
-        }
-
-    # -- cache ----------------------------------------------------------------------------------
-    def _open_cache(self, settings: Settings) -> ExecutionCache | NullCache:
-        try:
-            return ExecutionCache(settings.sql_alchemy_conn)
-        except SQLAlchemyError as exc:
-            self.log.warning("execution cache unavailable (%s): the node runs and nothing is recorded", exc)
-            return NullCache()
-
-    def _stat_cache(self, cache: ExecutionCache | NullCache) -> StatCache:
-        if isinstance(cache, NullCache):
-            return NoStatCache()
-        try:
-            return BatchStatCache(cache, [str(self.node.repository.resolve())])
-        except SQLAlchemyError:
-            return NoStatCache()
-
-    def _find(
-        self, cache: ExecutionCache | NullCache, store: ArtifactStore, fp: Fingerprint
-    ) -> Execution | None:
-        try:
-            hit = cache.lookup(fp.digest)
-        except SQLAlchemyError as exc:
-            self.log.warning("execution cache lookup failed (%s); the node runs", exc)
-            return None
-        if hit is None:
-            return None
-        missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"])]
-        if missing:
-            self.log.warning(
-                "not reusing execution %s: outputs missing or changed in the store: %s; running again",
-                hit.id,
-                ", ".join(missing),
-            )
-            return None
-        return hit
-
-    def _explain_miss(self, cache: ExecutionCache | NullCache, fp: Fingerprint, reuse: bool) -> None:
-        if not reuse:
-            self.log.info("reuse_executions is off: running")
-            return
-        try:
-            nearest = cache.nearest(self.node.step.name)
-        except SQLAlchemyError:
-            nearest = None
-        if nearest is None:
-            self.log.info("not reused: no earlier successful execution of step %r", self.node.step.name)
-        else:
-            changes = describe(diff(nearest.components, dict(fp.components)))
-            self.log.info("not reused: %s (compared with execution %s)", changes, nearest.id)
 
     # -- running ----------------------------------------------------------------------------------
     def _run(
@@ -386,9 +248,3 @@ class ReusableDockerOperator(DockerOperator):
         }
         context["ti"].xcom_push(key=XCOM_KEY, value=value)
         return value
-
-
-def _input_match(name: str, edge: EdgeIn) -> bool:
-    from airflow_valohai_reuse.inputs import glob_match
-
-    return glob_match(name, edge.source_key)
