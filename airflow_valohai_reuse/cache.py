@@ -169,14 +169,12 @@ class ExecutionCache:
             row = conn.execute(query).first()
         return Execution.from_row(row) if row else None
 
-    def nearest(self, step: str) -> Execution | None:
-        """The newest successful execution of the same step: what a miss is explained against."""
-        query = (
-            select(executions)
-            .where(executions.c.step == step, executions.c.status == SUCCEEDED)
-            .order_by(executions.c.finished_at.desc())
-            .limit(1)
-        )
+    def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
+        """The newest successful execution of the same step (finished before ``before``, if given)."""
+        query = select(executions).where(executions.c.step == step, executions.c.status == SUCCEEDED)
+        if before is not None:
+            query = query.where(executions.c.finished_at < before)
+        query = query.order_by(executions.c.finished_at.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Execution.from_row(row) if row else None
@@ -274,7 +272,7 @@ class NullCache:
     def get(self, execution_id: str) -> Execution | None:
         return None
 
-    def nearest(self, step: str) -> Execution | None:
+    def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
         return None
 
     def record(self, execution: Execution) -> None:

@@ -103,7 +103,7 @@ def describe_change(change: Change) -> str:
         return f"{subject} added ({_short(change.new)})"
     if change.kind == "removed":
         return f"{subject} removed (was {_short(change.old)})"
-    if change.component in ("inputs", "code"):
+    if change.component == "inputs" or change.path[:1] == ("files",):
         return f"{subject} changed (sha256 {_short(change.old)} → {_short(change.new)})"
     return f"{subject} {_short(change.old)} → {_short(change.new)}"
 

@@ -25,6 +25,7 @@ from airflow_valohai_reuse.resolve import (
     merge_upstream,
     miss_reason,
     open_cache,
+    publication,
     resolve,
     upstream_tasks,
 )
@@ -233,18 +234,6 @@ class ReusableDockerOperator(DockerOperator):
                 execution.run_id,
                 saved,
             )
-        value = {
-            "execution_id": execution.id,
-            "reused": reused,
-            "reused_from": execution.id if reused else None,
-            "fingerprint": execution.fingerprint,
-            "outputs": execution.outputs,
-            "parameters": details.get("parameters", execution.components.get("parameters", {})),
-            "inputs": details.get("inputs", {}),
-            "environment": details.get("environment", {}),
-            "metadata": details.get("metadata", execution.metadata.get("metadata", {})),
-            "step": execution.step,
-            "node": self.node.node,
-        }
+        value = publication(execution, reused=reused, details=details, node=self.node.node)
         context["ti"].xcom_push(key=XCOM_KEY, value=value)
         return value

@@ -230,3 +230,22 @@ def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
 def upstream_tasks(node: NodeSpec) -> list[str]:
     edges = (*node.inputs_from_edges, *node.parameters_from_edges, *node.environment_from_edges)
     return sorted({e.source_task for e in edges})
+
+
+def publication(
+    execution: Execution, *, reused: bool, details: Mapping[str, Any], node: str
+) -> dict[str, Any]:
+    """The ``valohai_execution`` XCom value: what downstream nodes read from this one."""
+    return {
+        "execution_id": execution.id,
+        "reused": reused,
+        "reused_from": execution.id if reused else None,
+        "fingerprint": execution.fingerprint,
+        "outputs": execution.outputs,
+        "parameters": details.get("parameters", execution.components.get("parameters", {})),
+        "inputs": details.get("inputs", {}),
+        "environment": details.get("environment", {}),
+        "metadata": details.get("metadata", execution.metadata.get("metadata", {})),
+        "step": execution.step,
+        "node": node,
+    }

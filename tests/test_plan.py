@@ -1,0 +1,93 @@
+"""The plan predicts what the run then does; the CLI prints plans and explanations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import copy_project, run
+
+from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.plan import HIT, MISS, UNKNOWN, plan_dag
+
+BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
+
+
+@pytest.fixture
+def project(reuse_env):
+    return copy_project(BASIC, reuse_env / "project")
+
+
+def _agrees(plans, result):
+    """Every predicted hit is reused from the predicted execution; every predicted miss runs."""
+    for plan in plans:
+        value = result.xcoms[plan.task_id]
+        if plan.status == HIT:
+            assert value["reused_from"] == plan.source_execution, plan
+        elif plan.status == MISS:
+            assert value["reused"] is False, plan
+            assert value["fingerprint"] == plan.fingerprint, plan
+
+
+@pytest.mark.parametrize(
+    ("change", "conf", "expected"),
+    [
+        (None, {}, {"prepare": HIT, "fit": HIT, "report": HIT}),
+        (None, {"epochs": 7}, {"prepare": HIT, "fit": MISS, "report": UNKNOWN}),
+        ("raw.txt", {}, {"prepare": MISS, "fit": UNKNOWN, "report": UNKNOWN}),
+        (None, {"reuse_executions": False}, {"prepare": MISS, "fit": UNKNOWN, "report": UNKNOWN}),
+    ],
+)
+def test_plan_agrees_with_the_run(project, docker_client, change, conf, expected):
+    dag = build_dags(project / "valohai.yaml")["basic"]
+    assert run(dag, docker_client).state == "success"
+    if change:
+        (project / change).write_text("changed bytes\n")
+    plans = plan_dag(dag, conf)
+    assert {p.task_id: p.status for p in plans} == expected
+    result = run(dag, docker_client, conf)
+    assert result.state == "success"
+    _agrees(plans, result)
+
+
+def test_plan_starts_no_container_and_explains_misses(project, docker_client):
+    dag = build_dags(project / "valohai.yaml")["basic"]
+    run(dag, docker_client)
+    before = len(docker_client.containers.list(all=True))
+    plans = {p.task_id: p for p in plan_dag(dag, {"epochs": 9})}
+    assert len(docker_client.containers.list(all=True)) == before
+    assert plans["fit"].reason == "parameter epochs 2 → 9"
+    assert plans["report"].waits_on == ["fit"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("valohai-reuse")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=os.environ.copy())
+
+
+def test_cli_plan_and_explain(project, docker_client):
+    dag = build_dags(project / "valohai.yaml")["basic"]
+    first = run(dag, docker_client)
+    out = _cli("plan", str(project / "valohai.yaml"), "basic", "--conf", '{"epochs": 3}', "--json")
+    assert out.returncode == 0, out.stderr
+    plans = {p["task_id"]: p for p in json.loads(out.stdout)}
+    assert plans["prepare"]["source_execution"] == first.xcoms["prepare"]["execution_id"]
+    assert plans["fit"]["status"] == "miss" and "epochs 2 → 3" in plans["fit"]["reason"]
+
+    second = run(dag, docker_client, {"epochs": 3})
+    fit = second.xcoms["fit"]["execution_id"]
+    out = _cli("explain", fit, "--json")
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["compared_with"] == first.xcoms["fit"]["execution_id"]
+    assert found["changes"] == "parameter epochs 2 → 3"
+    assert found["code_files"] == []
+
+    out = _cli("explain", "nope")
+    assert out.returncode == 2 and "no successful execution with id 'nope'" in out.stderr
+    out = _cli("plan", str(project / "valohai.yaml"), "nope")
+    assert out.returncode == 2 and "no pipeline 'nope'" in out.stderr
