@@ -76,3 +76,12 @@ def test_cosmetic_fields_and_input_uris_are_not_in_the_step_component():
     assert "description" not in component
     assert component["inputs"] == {"data": {"name": "data"}}
     assert "default" not in component["parameters"]["epochs"]
+
+
+def test_secret_variables_never_enter_the_environment_component():
+    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
+
+    variables = {"MODE": "full", "DB_PASSWORD": "hunter2", "HF_TOKEN": "abc", "my_api_key": "k"}
+    component = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS)
+    assert component["variables"] == {"MODE": "full"}
+    assert "hunter2" not in str(component)

@@ -1,0 +1,1 @@
+summarize() { echo "args: $* mode=$MODE"; cat /valohai/inputs/data/*; }

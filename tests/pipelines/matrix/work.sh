@@ -1,0 +1,2 @@
+. ./lib.sh
+summarize "$@" > /valohai/outputs/result.txt
