@@ -27,7 +27,7 @@ from airflow_valohai_reuse.projectconfig import load_project_config
 from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineNode, PipelineSpec
 from airflow_valohai_reuse.stepdef import effective_step
-from airflow_valohai_reuse.variants import VariantError, blueprint_axes, grid
+from airflow_valohai_reuse.tasknodes import Sweep, sweep_for, sweep_notes
 
 log = logging.getLogger(__name__)
 
@@ -194,57 +194,6 @@ def _pipeline_params(
     return params, targets
 
 
-def _list_axes(pipeline: Pipeline, node: TaskNode, step: Step) -> dict[str, list[Any]]:
-    """Parameters of a task node that a pipeline parameter with a list default sweeps."""
-    axes: dict[str, list[Any]] = {}
-    for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
-        if not isinstance(pp.default, list):
-            continue
-        for target in pp.targets:
-            target_node, _kind, name = [*target.split(".", 2), "", ""][:3]
-            declared = step.parameters.get(name)
-            if target_node == node.name and not (declared is not None and declared.multiple):
-                axes[name] = list(pp.default)
-    return axes
-
-
-def _variants(config: Config, pipeline: Pipeline, node: TaskNode, step: Step, path: Path) -> list[dict]:
-    """A task node's variants: its blueprint's grid, list-valued pipeline parameters, or one ``{}``."""
-    where = f"pipeline {pipeline.name}"
-    task = config.tasks[node.task] if node.task else None
-    try:
-        axes = blueprint_axes(task) if task else {}
-    except VariantError as exc:
-        problem = f"task node {node.name!r} (task {node.task!r}): {exc}"
-        raise PipelineFileError(str(path), problem, where) from None
-    axes.update(_list_axes(pipeline, node, step))
-    sets = task.parameter_sets if task else []
-    names = [*axes, *(name for ps in sets for name in ps)]
-    unknown = [name for name in names if name not in step.parameters]
-    if unknown:
-        raise PipelineFileError(
-            str(path),
-            f"task node {node.name!r} sweeps {unknown[0]!r}, which is not a parameter of step {step.name!r}",
-            where,
-        )
-    return grid(axes, sets)
-
-
-def _task_notes(name: str, variants: list[dict], incoming: dict[str, list[EdgeIn]]) -> list[str]:
-    swept = sorted({key for variant in variants for key in variant})
-    notes = [
-        f"task node {name!r}: {len(variants)} variant(s) as mapped task instances"
-        + (f", sweeping {', '.join(swept)}" if swept else "")
-    ]
-    notes += [
-        f"edge {e.source_node}.metadata.{e.source_key} → {name}.parameter.{e.target_key}: a list value "
-        "is not spread into one variant per item; every variant receives the value as it is"
-        for e in incoming["parameter"]
-        if e.source_kind == "metadata"
-    ]
-    return notes
-
-
 def _resource_kwargs(step: Step) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     data = step.resources.get_data() or {}
@@ -270,6 +219,27 @@ def _doc(pipeline: Pipeline, path: Path, notes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> Any:
+    """A task node: one mapped task instance per variant, fixed or spread from upstream metadata.
+
+    Spread variants come from a small task that reads the upstream node's metadata, because
+    Airflow maps only over return values.
+    """
+    if sweep.spread_from is None:
+        return partial.expand(variant=sweep.variants)
+    from airflow.sdk import XComArg, task
+
+    from airflow_valohai_reuse.operator import XCOM_KEY
+    from airflow_valohai_reuse.variants import spread
+
+    edge = sweep.spread_from
+    source = tasks[edge.source_task]
+    variants = task(task_id=f"{task_id}__variants", task_display_name=f"{edge.target_key} variants")(spread)(
+        XComArg(source, key=XCOM_KEY), edge.source_key, edge.target_key
+    )
+    return partial.expand(variant=variants)
+
+
 def _build_dag(
     config: Config,
     pipeline: Pipeline,
@@ -286,12 +256,13 @@ def _build_dag(
     incoming, deps, edge_notes = _classify_edges(pipeline, task_ids, path)
     steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
     params, targets = _pipeline_params(pipeline, task_ids, steps, path)
-    variants = {
-        name: _variants(config, pipeline, node, steps[name], path)
+    sweeps: dict[str, Sweep] = {
+        name: sweep_for(config, pipeline, node, steps[name], path, incoming[name]["parameter"])
         for name in task_ids
         if isinstance(node := pipeline.get_node_by(name=name), TaskNode)
     }
-    task_notes = [note for name, v in variants.items() for note in _task_notes(name, v, incoming[name])]
+    task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
+    feeds = {s.spread_from.source_node for s in sweeps.values() if s.spread_from is not None}
     out_globs: dict[str, list[str]] = {name: [] for name in task_ids}
     for edges in incoming.values():
         for edge in edges["input"]:
@@ -299,7 +270,7 @@ def _build_dag(
                 out_globs[edge.source_node].append(edge.source_key)
     spec = PipelineSpec(
         pipeline.name,
-        {n: PipelineNode(task_ids[n], steps[n].name, tuple(out_globs[n]), n in variants) for n in task_ids},
+        {n: PipelineNode(task_ids[n], steps[n].name, tuple(out_globs[n]), n in sweeps) for n in task_ids},
     )
     dag = DAG(
         dag_id,
@@ -325,7 +296,10 @@ def _build_dag(
         },
     )
     tasks = {}
-    for name, task_id in task_ids.items():
+    # A node whose metadata spreads a task node's variants is made first: the mapping refers to it.
+    order = sorted(task_ids, key=lambda n: n not in feeds)
+    for name in order:
+        task_id = task_ids[name]
         node = pipeline.get_node_by(name=name)
         node_spec = NodeSpec(
             pipeline=pipeline.name,
@@ -334,18 +308,21 @@ def _build_dag(
             repository=repo,
             source_file=str(path),
             inputs_from_edges=tuple(incoming[name]["input"]),
-            parameters_from_edges=tuple(incoming[name]["parameter"]),
+            parameters_from_edges=tuple(
+                e for e in incoming[name]["parameter"] if name not in sweeps or e != sweeps[name].spread_from
+            ),
             environment_from_edges=tuple(incoming[name]["env"]),
             pipeline_parameters={k: tuple(v) for k, v in targets.get(name, {}).items()},
             append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
             code_scope=project.scope_for(steps[name].name),
+            variants_from=sweeps[name].spread_from if name in sweeps else None,
         )
         kwargs = {**_resource_kwargs(steps[name]), **operator_kwargs}
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("retry_delay", timedelta(seconds=30))
         kwargs.update(task_id=task_id, task_display_name=name, node=node_spec, pipeline=spec, dag=dag)
-        if name in variants:
-            tasks[task_id] = ReusableDockerOperator.partial(**kwargs).expand(variant=variants[name])
+        if name in sweeps:
+            tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), sweeps[name], task_id, tasks)
         else:
             tasks[task_id] = ReusableDockerOperator(**kwargs)
     for source, target in sorted(deps):

@@ -29,6 +29,7 @@ from airflow_valohai_reuse.resolve import (
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.stores import ArtifactStore, open_store
+from airflow_valohai_reuse.variants import spread
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,14 @@ class NodePlan:
         return f"{name}: unknown, waits on {', '.join(self.waits_on)}"
 
 
-def _node_variants(task: Any) -> tuple[NodeSpec, PipelineSpec, list[dict[str, Any]] | None]:
-    """A task's node spec, pipeline spec and, for a task node, its variants."""
-    if hasattr(task, "partial_kwargs"):
+def _node_variants(task: Any) -> tuple[NodeSpec, PipelineSpec, Any] | None:
+    """A node task's specs and, for a task node, its variants (a list, or an upstream reference)."""
+    if hasattr(task, "partial_kwargs") and "node" in task.partial_kwargs:
         kwargs = task.partial_kwargs
-        return kwargs["node"], kwargs["pipeline"], list(task.expand_input.value["variant"])
-    return task.node, task.pipeline, None
+        return kwargs["node"], kwargs["pipeline"], task.expand_input.value["variant"]
+    if hasattr(task, "node") and hasattr(task, "pipeline"):
+        return task.node, task.pipeline, None
+    return None  # a helper task, such as the one that spreads a task node's variants
 
 
 def _docker_image_id(image: str, settings: Settings) -> str:
@@ -130,6 +133,16 @@ def _pinned(task_id: str, node: NodeSpec, execution: Execution) -> tuple[NodePla
     return plan, value
 
 
+def _spread_variants(ctx: _Context, node: NodeSpec) -> list[dict[str, Any]] | None:
+    """Variants spread from upstream metadata, when that upstream's outcome is predicted."""
+    edge = node.variants_from
+    if edge is None or edge.source_task in ctx.pending:
+        return None
+    return spread(
+        merge_upstream(edge.source_task, ctx.published[edge.source_task]), edge.source_key, edge.target_key
+    )
+
+
 def plan_dag(dag: Any, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
     """Predict every node of ``dag`` for a run triggered with ``conf``; starts no container."""
     params = {name: dag.params[name] for name in dag.params}
@@ -140,10 +153,21 @@ def plan_dag(dag: Any, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
         params, settings, cache, open_store(settings.artifact_store), bool(params["reuse_executions"])
     )
     plans: list[NodePlan] = []
-    _, pipeline, _ = _node_variants(dag.tasks[0])
+    specs = {t.task_id: found for t in dag.tasks if (found := _node_variants(t)) is not None}
+    pipeline = next(iter(specs.values()))[1]
     pins = check_pins(params.get("reuse_nodes") or {}, pipeline, cache)
     for task in dag.topological_sort():
-        node, _, variants = _node_variants(task)
+        if task.task_id not in specs:
+            continue
+        node, _, variants = specs[task.task_id]
+        if variants is not None and not isinstance(variants, list):
+            variants = _spread_variants(ctx, node)
+            if variants is None:
+                plans.append(
+                    NodePlan(task.task_id, node.node, UNKNOWN, waits_on=[node.variants_from.source_task])
+                )
+                ctx.pending[task.task_id] = "waits"
+                continue
         if node.node in pins:
             plan, value = _pinned(task.task_id, node, pins[node.node])
             plans.append(plan)

@@ -37,6 +37,8 @@ class NodeSpec:
     pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     append_edges_to_defaults: bool = False
     code_scope: CodeScope = field(default_factory=CodeScope)
+    #: for a task node spread at run time: the metadata edge its variants come from
+    variants_from: EdgeIn | None = None
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,15 @@ def merge_executions(task_id: str, values: Sequence[Any]) -> dict[str, Any]:
         "metadata": {},
         "environment": {},
     }
+
+
+def spread(upstream: Mapping[str, Any], metadata_key: str, parameter: str) -> list[dict[str, Any]]:
+    """A task node's variants from an upstream node's metadata: one per list item, or one for a value."""
+    metadata = upstream.get("metadata", {})
+    if metadata_key not in metadata:
+        log.warning("metadata %r was not printed upstream: the task node has no variants", metadata_key)
+        return []
+    value = metadata[metadata_key]
+    items = value if isinstance(value, list) else [value]
+    log.info("metadata %r gives %d variant(s) of parameter %r", metadata_key, len(items), parameter)
+    return [{parameter: item} for item in items]

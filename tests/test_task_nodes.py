@@ -150,3 +150,29 @@ def test_pinning_a_task_node_is_refused(project):
     spec = build_dags(project / "valohai.yaml")["sweep"].get_task("total").pipeline
     with pytest.raises(ManualReuseError, match="node 'squares' is a task node"):
         check_pins({"squares": "some-execution"}, spec, cache=None)
+
+
+def test_list_metadata_spreads_into_variants_each_reused_and_planned(project, docker_client):
+    from airflow_valohai_reuse.plan import HIT, UNKNOWN, plan_dag
+
+    dag = build_dags(project / "valohai.yaml")["spread"]
+    assert {p.status for p in plan_dag(dag) if p.task_id != "pick"} == {UNKNOWN}
+    first = run(dag, docker_client)
+    assert first.state == "success", first.task_states
+    assert first.containers_started == 4  # pick, two variants, total
+    assert [x["parameters"]["n"] for x in first.xcoms["squares"]] == [4, 5]
+    assert sorted(f["name"] for f in first.xcoms["total"]["inputs"]["squares"]) == [
+        "square-4.txt",
+        "square-5.txt",
+    ]
+
+    plans = plan_dag(dag)
+    assert [(p.task_id, p.map_index, p.status) for p in plans] == [
+        ("pick", None, HIT),
+        ("squares", 0, HIT),
+        ("squares", 1, HIT),
+        ("total", None, HIT),
+    ]
+    again = run(dag, docker_client)
+    assert again.containers_started == 0
+    assert [x["reused_from"] for x in again.xcoms["squares"]] == [p.source_execution for p in plans[1:3]]
