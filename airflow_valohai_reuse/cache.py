@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -232,22 +233,30 @@ class ExecutionCache:
 
 
 class BatchStatCache:
-    """The stat cache for one node run: rows under the given folders read in one query, written in one."""
+    """The stat cache for one node run: each folder's rows read in one query, new rows written in one."""
 
     def __init__(self, cache: ExecutionCache, folders: list[str]) -> None:
         self.cache = cache
         self.known: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self.loaded: set[str] = set()
         self.pending: dict[str, tuple[FileStat, str]] = {}
-        with cache.engine.connect() as conn:
-            for folder in folders:
-                prefix = folder.rstrip("/") + "/"
-                query = select(file_digests).where(file_digests.c.path.startswith(prefix, autoescape=True))
-                for row in conn.execute(query):
-                    self.known[row.path] = ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256)
+        for folder in folders:
+            self._load(folder)
+
+    def _load(self, folder: str) -> None:
+        prefix = folder.rstrip("/") + "/"
+        if any(prefix.startswith(done) for done in self.loaded):
+            return
+        query = select(file_digests).where(file_digests.c.path.startswith(prefix, autoescape=True))
+        with self.cache.engine.connect() as conn:
+            for row in conn.execute(query):
+                self.known[row.path] = ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256)
+        self.loaded.add(prefix)
 
     def get(self, path: str, stat: FileStat) -> str | None:
+        self._load(path.rsplit("/", 1)[0])
         if path not in self.known:
-            return self.cache.get_digest(path, stat)
+            return None
         key, sha256 = self.known[path]
         return sha256 if key == (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns) else None
 
@@ -256,8 +265,26 @@ class BatchStatCache:
         self.known[path] = ((stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns), sha256)
 
     def flush(self) -> None:
-        for path, (stat, sha256) in self.pending.items():
-            self.cache.put_digest(path, stat, sha256)
+        """Write the new checksums in one transaction."""
+        if not self.pending:
+            return
+        paths = list(self.pending)
+        with self.cache.engine.begin() as conn:
+            conn.execute(delete(file_digests).where(file_digests.c.path.in_(paths)))
+            conn.execute(
+                insert(file_digests),
+                [
+                    {
+                        "path": path,
+                        "inode": stat.inode,
+                        "size": stat.size,
+                        "mtime_ns": stat.mtime_ns,
+                        "ctime_ns": stat.ctime_ns,
+                        "sha256": sha256,
+                    }
+                    for path, (stat, sha256) in self.pending.items()
+                ],
+            )
         self.pending.clear()
 
 

@@ -48,9 +48,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def cached_sha256(path: str | os.PathLike[str], cache: StatCache) -> tuple[str, int]:
-    """(sha256, size) of a file, read only when its stat differs from the cached one."""
-    key = str(Path(path).resolve())
+def cached_sha256(
+    path: str | os.PathLike[str], cache: StatCache, *, resolved: bool = False
+) -> tuple[str, int]:
+    """(sha256, size) of a file, read only when its stat differs from the cached one.
+
+    ``resolved``: the path is already absolute and free of links (saves a realpath per file).
+    """
+    key = str(path) if resolved else str(Path(path).resolve())
     before = FileStat.of(key)
     known = cache.get(key, before)
     if known is not None:

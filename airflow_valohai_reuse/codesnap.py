@@ -47,9 +47,10 @@ def code_component(
     repository: Path, files: list[str], stat_cache: StatCache, scope: str = "repository"
 ) -> dict[str, Any]:
     """The ``code`` fingerprint component: each file's sha256 (unchanged files are not re-read)."""
+    root = str(repository.resolve())
     return {
         "scope": scope,
-        "files": {name: cached_sha256(repository / name, stat_cache)[0] for name in files},
+        "files": {name: cached_sha256(f"{root}/{name}", stat_cache, resolved=True)[0] for name in files},
     }
 
 
