@@ -10,7 +10,10 @@ from harness import copy_project, run
 from airflow_valohai_reuse import build_dags
 
 HOSTILE = Path(__file__).resolve().parent / "pipelines" / "hostile"
-NASTY = "a; touch /valohai/outputs/p1 $(touch /valohai/outputs/p2) `touch /valohai/outputs/p3` \"q\" 'q'\nline2 \\"
+NASTY = (
+    "a; touch /valohai/outputs/p1 $(touch /valohai/outputs/p2) `touch /valohai/outputs/p3` "
+    "\"q\" 'q'\nline2 \\"
+)
 
 
 @pytest.fixture

@@ -1,0 +1,71 @@
+"""Faults: an unreachable cache runs the node, a lost artifact is not reused, PostgreSQL as the cache."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from harness import copy_project, run
+from sqlalchemy import create_engine, text
+
+from airflow_valohai_reuse import build_dags
+
+BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def dags(reuse_env):
+    return build_dags(copy_project(BASIC, reuse_env / "project") / "valohai.yaml")
+
+
+def test_unreachable_cache_database_runs_the_node_with_a_warning(dags, docker_client, monkeypatch, capfd):
+    monkeypatch.setenv(
+        "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://nobody@127.0.0.1:1/none"
+    )
+    result = run(dags["basic"], docker_client)
+    assert result.state == "success", result.task_states
+    assert result.containers_started == 3
+    out = capfd.readouterr()
+    assert "execution cache unavailable" in out.out + out.err
+
+
+def test_entry_whose_outputs_are_gone_is_not_reused_and_is_healed(reuse_env, dags, docker_client, capfd):
+    first = run(dags["basic"], docker_client)
+    model = first.xcoms["fit"]["outputs"][0]
+    Path(model["uri"].removeprefix("file://")).unlink()
+    second = run(dags["basic"], docker_client)
+    assert second.xcoms["prepare"]["reused"] is True
+    assert second.xcoms["fit"]["reused"] is False
+    out = capfd.readouterr()
+    assert f"not reusing execution {first.xcoms['fit']['execution_id']}: outputs missing" in out.out + out.err
+    third = run(dags["basic"], docker_client)
+    assert third.xcoms["fit"]["reused_from"] == second.xcoms["fit"]["execution_id"]
+    assert third.containers_started == 0
+
+
+@pytest.fixture
+def postgres_url():
+    name = f"vr_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{POSTGRES}/{name}"
+    from airflow_valohai_reuse.cache import _engines
+
+    engine = _engines.pop(f"{POSTGRES}/{name}", None)
+    if engine is not None:
+        engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_postgresql_cache_reuses_across_runs(dags, docker_client, monkeypatch, postgres_url):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN", postgres_url)
+    first = run(dags["basic"], docker_client)
+    assert first.containers_started == 3
+    second = run(dags["basic"], docker_client)
+    assert second.containers_started == 0
+    with create_engine(postgres_url).connect() as conn:
+        assert conn.execute(text("select count(*) from vr_executions")).scalar() == 3
