@@ -9,68 +9,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
+    and_,
     create_engine,
     delete,
     event,
     insert,
+    or_,
     select,
     update,
 )
 
 from airflow_valohai_reuse.checksums import FileStat
-
-SCHEMA_VERSION = 1
-
-metadata = MetaData()
-
-executions = Table(
-    "vr_executions",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("fingerprint", String(64), nullable=False, index=True),
-    Column("fingerprint_version", Integer, nullable=False),
-    Column("step", String(512), nullable=False, index=True),
-    Column("pipeline", String(512)),
-    Column("node", String(512)),
-    Column("dag_id", String(250)),
-    Column("run_id", String(250)),
-    Column("task_id", String(250)),
-    Column("status", String(16), nullable=False),
-    Column("components", Text, nullable=False),
-    Column("outputs", Text, nullable=False),
-    Column("exec_metadata", Text, nullable=False),
-    Column("started_at", DateTime(timezone=True)),
-    Column("finished_at", DateTime(timezone=True), index=True),
-    Column("duration_s", Float),
-)
-
-file_digests = Table(
-    "vr_file_digests",
-    metadata,
-    Column("path", String(4096), primary_key=True),
-    Column("inode", BigInteger, nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("mtime_ns", BigInteger, nullable=False),
-    Column("ctime_ns", BigInteger, nullable=False),
-    Column("sha256", String(64), nullable=False),
-)
-
-schema_info = Table(
-    "vr_schema",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-)
+from airflow_valohai_reuse.schema import executions, file_digests, migrate
 
 SUCCEEDED = "succeeded"
 
@@ -94,6 +45,10 @@ class Execution:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    expires_at: datetime | None = None
+    invalidated_at: datetime | None = None
+    invalidated_by: str | None = None
+    invalidation_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Execution:
@@ -113,6 +68,10 @@ class Execution:
             started_at=row.started_at,
             finished_at=row.finished_at,
             duration_s=row.duration_s,
+            expires_at=row.expires_at,
+            invalidated_at=row.invalidated_at,
+            invalidated_by=row.invalidated_by,
+            invalidation_reason=row.invalidation_reason,
         )
 
 
@@ -137,12 +96,19 @@ def engine_for(url: str) -> Engine:
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            metadata.create_all(engine)
-            with engine.begin() as conn:
-                if conn.execute(select(schema_info.c.version)).first() is None:
-                    conn.execute(insert(schema_info).values(id=1, version=SCHEMA_VERSION))
+            migrate(engine)
             _engines[url] = engine
         return engine
+
+
+def _live() -> Any:
+    """Rows a node may reuse: succeeded, not invalidated, not expired."""
+    now = datetime.now(UTC)
+    return and_(
+        executions.c.status == SUCCEEDED,
+        executions.c.invalidated_at.is_(None),
+        or_(executions.c.expires_at.is_(None), executions.c.expires_at > now),
+    )
 
 
 class ExecutionCache:
@@ -156,7 +122,7 @@ class ExecutionCache:
         """The newest successful execution with exactly this fingerprint."""
         query = (
             select(executions)
-            .where(executions.c.fingerprint == fingerprint, executions.c.status == SUCCEEDED)
+            .where(executions.c.fingerprint == fingerprint, _live())
             .order_by(executions.c.finished_at.desc())
             .limit(1)
         )
@@ -165,14 +131,14 @@ class ExecutionCache:
         return Execution.from_row(row) if row else None
 
     def get(self, execution_id: str) -> Execution | None:
-        query = select(executions).where(executions.c.id == execution_id, executions.c.status == SUCCEEDED)
+        query = select(executions).where(executions.c.id == execution_id, _live())
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Execution.from_row(row) if row else None
 
     def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
         """The newest successful execution of the same step (finished before ``before``, if given)."""
-        query = select(executions).where(executions.c.step == step, executions.c.status == SUCCEEDED)
+        query = select(executions).where(executions.c.step == step, _live())
         if before is not None:
             query = query.where(executions.c.finished_at < before)
         query = query.order_by(executions.c.finished_at.desc()).limit(1)
@@ -199,9 +165,35 @@ class ExecutionCache:
             "started_at": execution.started_at,
             "finished_at": execution.finished_at or datetime.now(UTC),
             "duration_s": execution.duration_s,
+            "expires_at": execution.expires_at,
         }
         with self.engine.begin() as conn:
             conn.execute(insert(executions).values(**values))
+
+    # Lifecycle: listing, invalidating (who and why are kept), what gc may collect.
+    def entries(
+        self, *, step: str | None = None, pipeline: str | None = None, live: bool = True
+    ) -> list[Execution]:
+        query = select(executions).where(_live() if live else executions.c.status == SUCCEEDED)
+        if step is not None:
+            query = query.where(executions.c.step == step)
+        if pipeline is not None:
+            query = query.where(executions.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(executions.c.finished_at.desc())).all()
+        return [Execution.from_row(row) for row in rows]
+
+    def invalidate(self, ids: list[str], *, by: str, reason: str) -> int:
+        """Mark entries as not reusable; they stay, with when, who and why, for the record."""
+        if not ids:
+            return 0
+        query = (
+            update(executions)
+            .where(executions.c.id.in_(ids), executions.c.invalidated_at.is_(None))
+            .values(invalidated_at=datetime.now(UTC), invalidated_by=by, invalidation_reason=reason)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
 
     # The stat cache: (inode, size, mtime, ctime) unchanged means the checksum still holds.
     def get_digest(self, path: str, stat: FileStat) -> str | None:

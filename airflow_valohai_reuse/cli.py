@@ -1,4 +1,4 @@
-"""``valohai-reuse``: predict a run (``plan``) and explain a past execution (``explain``).
+"""``valohai-reuse``: plan a run, explain an execution, list, invalidate and collect the cache.
 
 Both read the ``[valohai_reuse]`` settings the workers use, so they see the same cache and store.
 """
@@ -27,7 +27,88 @@ def _parser() -> argparse.ArgumentParser:
         "--against", help="compare with this execution (default: the previous one of the step)"
     )
     explain.add_argument("--json", action="store_true", help="print JSON")
+    ls = commands.add_parser("ls", help="list reusable executions")
+    ls.add_argument("--step")
+    ls.add_argument("--pipeline")
+    ls.add_argument("--all", action="store_true", help="also invalidated and expired ones")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    invalidate = commands.add_parser("invalidate", help="stop executions from being reused (kept on record)")
+    which = invalidate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--execution", help="one execution id")
+    which.add_argument("--step", help="every execution of this step")
+    which.add_argument("--pipeline", help="every execution recorded by this pipeline")
+    invalidate.add_argument("--reason", required=True, help="why; kept with the entry")
+    invalidate.add_argument("--by", default=None, help="who (default: the current user)")
+    gc = commands.add_parser(
+        "gc", help="invalidate entries whose outputs are gone; delete unreferenced artifacts"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    gc.add_argument(
+        "--min-age", type=float, default=3600.0, help="keep artifacts younger than this (seconds)"
+    )
     return parser
+
+
+def _cache() -> Any:
+    from airflow_valohai_reuse.cache import ExecutionCache
+    from airflow_valohai_reuse.settings import load_settings
+
+    return ExecutionCache(load_settings().sql_alchemy_conn)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    entries = _cache().entries(step=args.step, pipeline=args.pipeline, live=not args.all)
+    rows = [
+        {
+            "execution_id": e.id,
+            "step": e.step,
+            "pipeline": e.pipeline,
+            "node": e.node,
+            "finished_at": str(e.finished_at),
+            "duration_s": e.duration_s,
+            "outputs": len(e.outputs),
+            "expires_at": str(e.expires_at) if e.expires_at else None,
+            "invalidated": f"{e.invalidated_by}: {e.invalidation_reason}" if e.invalidated_at else None,
+        }
+        for e in entries
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    for row in [] if args.json else rows:
+        state = f"  invalidated by {row['invalidated']}" if row["invalidated"] else ""
+        when, count = row["finished_at"], row["outputs"]
+        print(f"{row['execution_id']}  {row['step']:<20} {when}  {count} output(s){state}")
+    return 0
+
+
+def _invalidate(args: argparse.Namespace) -> int:
+    import getpass
+
+    cache = _cache()
+    if args.execution:
+        if cache.get(args.execution) is None:
+            raise ValohaiReuseError(f"no reusable execution with id {args.execution!r}")
+        ids = [args.execution]
+    else:
+        ids = [e.id for e in cache.entries(step=args.step, pipeline=args.pipeline)]
+    count = cache.invalidate(ids, by=args.by or getpass.getuser(), reason=args.reason)
+    print(f"invalidated {count} execution(s)")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from airflow_valohai_reuse.lifecycle import collect
+    from airflow_valohai_reuse.settings import load_settings
+    from airflow_valohai_reuse.stores import open_store
+
+    store = open_store(load_settings().artifact_store)
+    report = collect(_cache(), store, dry_run=args.dry_run, min_age_s=args.min_age)
+    verb = "would" if args.dry_run else "did"
+    print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone")
+    for entry in report.invalidated:
+        print(f"  {entry}")
+    print(f"{verb} delete {len(report.deleted)} unreferenced artifact(s), {report.freed_bytes} bytes")
+    return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -95,7 +176,9 @@ def _explain(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _plan(args) if args.command == "plan" else _explain(args)
+        return {"plan": _plan, "explain": _explain, "ls": _ls, "invalidate": _invalidate, "gc": _gc}[
+            args.command
+        ](args)
     except ValohaiReuseError as exc:
         print(f"valohai-reuse: {exc}", file=sys.stderr)
         return 2

@@ -315,6 +315,7 @@ def _build_dag(
             pipeline_parameters={k: tuple(v) for k, v in targets.get(name, {}).items()},
             append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
             code_scope=project.scope_for(steps[name].name),
+            ttl=project.ttl_for(pipeline.name, steps[name].name),
             variants_from=sweeps[name].spread_from if name in sweeps else None,
         )
         kwargs = {**_resource_kwargs(steps[name]), **operator_kwargs}

@@ -208,6 +208,7 @@ class ReusableDockerOperator(DockerOperator):
             started_at=started,
             finished_at=datetime.now(UTC),
             duration_s=duration,
+            expires_at=datetime.now(UTC) + self.node.ttl if self.node.ttl else None,
         )
 
     def _execution_json(self, context: Context, execution_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from valohai_yaml.objs import Step
@@ -37,6 +38,8 @@ class NodeSpec:
     pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     append_edges_to_defaults: bool = False
     code_scope: CodeScope = field(default_factory=CodeScope)
+    #: how long an execution of this node stays reusable (None: forever)
+    ttl: timedelta | None = None
     #: for a task node spread at run time: the metadata edge its variants come from
     variants_from: EdgeIn | None = None
 

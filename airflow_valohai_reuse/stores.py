@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -24,6 +26,12 @@ class ArtifactStore(Protocol):
     def get(self, uri: str, dst: Path) -> None:
         """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
         ...
+
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """(URI, size) of every stored artifact last written more than ``older_than_s`` ago."""
+        ...
+
+    def delete(self, uri: str) -> None: ...
 
 
 def file_uri_path(uri: str) -> Path:
@@ -74,12 +82,28 @@ class LocalStore:
         except (OSError, StoreError):
             return False
 
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        return _blobs(self.root, older_than_s)
+
+    def delete(self, uri: str) -> None:
+        file_uri_path(uri).unlink(missing_ok=True)
+
     def get(self, uri: str, dst: Path) -> None:
         src = file_uri_path(uri)
         try:
             os.link(src, dst)
         except OSError:
             shutil.copyfile(src, dst)
+
+
+def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:
+    limit = time.time() - older_than_s
+    for blob in sorted((root / "sha256").glob("??/*")):
+        if blob.name.startswith("."):
+            continue  # a write in progress
+        stat = blob.stat()
+        if stat.st_mtime < limit:
+            yield blob.as_uri(), stat.st_size
 
 
 def open_store(uri: str) -> ArtifactStore:
