@@ -77,6 +77,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "repository",
         "default": "auto",
     },
+    "aws_conn_id": {
+        "description": "Airflow connection for s3:// artifact stores and inputs (any S3-compatible "
+        "endpoint: set endpoint_url in the connection's extra).",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "minio",
+        "default": "aws_default",
+    },
     "keep_work_dirs": {
         "description": "Keep each node's staged /valohai tree after the task, for debugging.",
         "version_added": "0.1.0",

@@ -31,6 +31,15 @@ class FileRef:
     uri: str
     sha256: str | None = None
     size: int | None = None
+    #: fetched only when the node runs (an object store input, identified by its stored checksum)
+    deferred: bool = False
+
+    @property
+    def identity(self) -> dict[str, str | None]:
+        """What the fingerprint keys on: the sha256, or the store's weaker ETag identity."""
+        if self.sha256 and self.sha256.startswith("etag:"):
+            return {"etag": self.sha256.removeprefix("etag:")}
+        return {"sha256": self.sha256}
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "uri": self.uri, "checksum": self.sha256, "size": self.size}
@@ -77,9 +86,9 @@ def default_refs(spec: Input, values: Iterable[str], repository: Path) -> list[F
     refs: list[FileRef] = []
     for value in values:
         scheme = urlparse(value).scheme
-        if scheme in ("http", "https"):
+        if scheme in ("http", "https", "s3"):
             name = posixpath.basename(unquote(urlparse(value).path)) or "download"
-            refs.append(FileRef(name, value))
+            refs.append(FileRef(placed_name(spec, name, None), value))
         elif scheme in ("", "file"):
             refs.extend(_local_refs(spec, value, repository))
         else:
@@ -118,7 +127,12 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def stage_file(
-    input_name: str, ref: FileRef, folder: Path, stores: Mapping[str, ArtifactStore], stat_cache: StatCache
+    input_name: str,
+    ref: FileRef,
+    folder: Path,
+    stores: Mapping[str, ArtifactStore],
+    stat_cache: StatCache,
+    conn_id: str = "aws_default",
 ) -> FileRef:
     """Put one file in place under ``folder`` and return it with its checksum and size."""
     name = safe_name(input_name, ref.name)
@@ -135,6 +149,11 @@ def stage_file(
         sha256, size = cached_sha256(src, stat_cache)
         _link_or_copy(src, dst)
         return FileRef(name, ref.uri, sha256, size)
+    if scheme == "s3":
+        from airflow_valohai_reuse.s3 import remote_checksum
+
+        checksum, size, _strength = remote_checksum(conn_id, ref.uri, input_name)
+        return FileRef(name, ref.uri, checksum, size, deferred=True)
     if scheme in ("http", "https"):
         with urllib.request.urlopen(ref.uri, timeout=60) as response:
             sha256, size = stream_and_hash(response, dst)
@@ -148,12 +167,13 @@ def stage_input(
     inputs_dir: Path,
     stores: Mapping[str, ArtifactStore],
     stat_cache: StatCache,
+    conn_id: str = "aws_default",
 ) -> list[FileRef]:
     folder = inputs_dir / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     staged: dict[str, FileRef] = {}
     for ref in apply_filename(spec, refs):
-        item = stage_file(spec.name, ref, folder, stores, stat_cache)
+        item = stage_file(spec.name, ref, folder, stores, stat_cache, conn_id)
         staged[item.name] = item
     if not staged and not spec.optional:
         raise InputError(
@@ -165,3 +185,18 @@ def stage_input(
 def temporary_dir(parent: Path, prefix: str) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+
+
+def fetch_deferred(inputs: Mapping[str, list[FileRef]], inputs_dir: Path, conn_id: str) -> None:
+    """Download the object-store inputs of a node that runs, checking them against their checksum."""
+    from airflow_valohai_reuse.checksums import sha256_file
+    from airflow_valohai_reuse.s3 import download
+
+    for name, refs in inputs.items():
+        for ref in refs:
+            if not ref.deferred:
+                continue
+            dst = inputs_dir / name / ref.name
+            download(conn_id, ref.uri, dst)
+            if "sha256" in ref.identity and sha256_file(dst) != ref.sha256:
+                raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")

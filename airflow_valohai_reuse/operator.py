@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_valohai_reuse.cache import Execution
 from airflow_valohai_reuse.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint import Fingerprint
-from airflow_valohai_reuse.inputs import FileRef, temporary_dir
+from airflow_valohai_reuse.inputs import FileRef, fetch_deferred, temporary_dir
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
 from airflow_valohai_reuse.resolve import (
@@ -88,7 +88,7 @@ class ReusableDockerOperator(DockerOperator):
         }
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
         try:
-            store = open_store(settings.artifact_store)
+            store = open_store(settings.artifact_store, settings.aws_conn_id)
             resolved = resolve(
                 self.node,
                 params=params,
@@ -129,6 +129,7 @@ class ReusableDockerOperator(DockerOperator):
         else:
             self.log.info("reuse_executions is off: running")
         stage_code(self.node.repository, resolved.code, work.repository)
+        fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
         execution = self._run(
             context,
             resolved.fingerprint,

@@ -150,7 +150,11 @@ def plan_dag(dag: Any, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
     settings = load_settings()
     cache = open_cache(settings, log)
     ctx = _Context(
-        params, settings, cache, open_store(settings.artifact_store), bool(params["reuse_executions"])
+        params,
+        settings,
+        cache,
+        open_store(settings.artifact_store, settings.aws_conn_id),
+        bool(params["reuse_executions"]),
     )
     plans: list[NodePlan] = []
     specs = {t.task_id: found for t in dag.tasks if (found := _node_variants(t)) is not None}

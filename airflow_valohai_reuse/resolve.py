@@ -114,8 +114,9 @@ def stage_inputs(
     inputs_dir: Path,
     store: ArtifactStore,
     stat_cache: StatCache,
+    conn_id: str = "aws_default",
 ) -> dict[str, list[FileRef]]:
-    """Each input's files in place under ``inputs_dir``, with their checksums."""
+    """Each input's files in place under ``inputs_dir`` (object-store ones later), with checksums."""
     staged: dict[str, list[FileRef]] = {}
     for name, spec in node.step.inputs.items():
         edges = [e for e in node.inputs_from_edges if e.target_key == name]
@@ -125,7 +126,7 @@ def stage_inputs(
             refs += default_refs(spec, [d for d in defaults if d], node.repository)
         for edge in edges:
             refs += edge_refs(spec, edge_files(edge, upstream), edge.source_key)
-        staged[name] = stage_input(spec, refs, inputs_dir, {store.scheme: store}, stat_cache)
+        staged[name] = stage_input(spec, refs, inputs_dir, {store.scheme: store}, stat_cache, conn_id)
     return staged
 
 
@@ -167,7 +168,7 @@ def resolve(
     variables = environment_values(step, given_environment(node, upstream))
     files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
     code = code_component(node.repository, files, stat_cache, node.code_scope.mode.value)
-    inputs = stage_inputs(node, upstream, inputs_dir, store, stat_cache)
+    inputs = stage_inputs(node, upstream, inputs_dir, store, stat_cache, settings.aws_conn_id)
     if isinstance(stat_cache, BatchStatCache):
         stat_cache.flush()
     fingerprint = Fingerprint(
@@ -175,7 +176,7 @@ def resolve(
             "step": step_component(step),
             "code": code,
             "parameters": parameters,
-            "inputs": {name: {r.name: {"sha256": r.sha256} for r in refs} for name, refs in inputs.items()},
+            "inputs": {name: {r.name: r.identity for r in refs} for name, refs in inputs.items()},
             "image": {"id": image_id},
             "environment": environment_component(step, variables, settings.secret_env_patterns),
         }

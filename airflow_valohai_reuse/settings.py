@@ -26,6 +26,7 @@ class Settings:
     secret_env_patterns: tuple[str, ...]
     keep_work_dirs: bool
     code_scope: str
+    aws_conn_id: str
 
 
 def _airflow_home() -> Path:
@@ -67,4 +68,5 @@ def load_settings() -> Settings:
         secret_env_patterns=tuple(p.strip() for p in _raw("secret_env_patterns").split(",") if p.strip()),
         keep_work_dirs=_raw("keep_work_dirs").strip().lower() in ("1", "true", "yes"),
         code_scope=_raw("code_scope").strip() or "auto",
+        aws_conn_id=_raw("aws_conn_id").strip() or "aws_default",
     )

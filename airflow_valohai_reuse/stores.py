@@ -106,9 +106,13 @@ def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:
             yield blob.as_uri(), stat.st_size
 
 
-def open_store(uri: str) -> ArtifactStore:
-    """The store for a URI such as ``file:///var/artifacts``; unknown schemes are an error."""
+def open_store(uri: str, conn_id: str = "aws_default") -> ArtifactStore:
+    """The store for a URI such as ``file:///var/artifacts`` or ``s3://bucket/prefix``."""
     scheme = urlparse(uri).scheme
     if scheme == "file":
         return LocalStore.from_uri(uri)
-    raise StoreError(f"artifact_store {uri!r}: scheme {scheme!r} is not supported (use file://)")
+    if scheme == "s3":
+        from airflow_valohai_reuse.s3 import S3Store  # the only place that needs the Amazon provider
+
+        return S3Store(uri, conn_id)
+    raise StoreError(f"artifact_store {uri!r}: scheme {scheme!r} is not supported (use file:// or s3://)")

@@ -1,0 +1,119 @@
+"""S3 (and any S3-compatible store) through the Amazon provider's S3Hook: artifacts and inputs.
+
+Inputs are fingerprinted from the store's own checksum, never by downloading them; a file is
+downloaded only when a node actually runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from airflow_valohai_reuse.errors import InputError, StoreError
+
+
+def _client(conn_id: str) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def split(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise StoreError(f"not an s3:// URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def remote_checksum(conn_id: str, uri: str, input_name: str) -> tuple[str, int, str]:
+    """(checksum, size, strength) of an object from a HEAD request; no byte of it is read.
+
+    ``sha256`` when the store keeps a full-object SHA-256; otherwise the ETag with the version,
+    recorded as ``etag`` (a weaker identity: an MD5, or a hash of part hashes for multipart).
+    """
+    bucket, key = split(uri)
+    try:
+        head = _client(conn_id).head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception as exc:  # botocore's ClientError and connection errors alike
+        raise InputError(input_name, f"cannot read {uri}: {exc}") from None
+    size = int(head["ContentLength"])
+    sha = head.get("ChecksumSHA256")
+    if sha and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+        return base64.b64decode(sha).hex(), size, "sha256"
+    etag = head["ETag"].strip('"')
+    return f"etag:{etag}:{head.get('VersionId') or ''}", size, "etag"
+
+
+def download(conn_id: str, uri: str, dst: Path) -> None:
+    bucket, key = split(uri)
+    _client(conn_id).download_file(bucket, key, str(dst))
+
+
+class S3Store:
+    """Artifacts under ``s3://bucket/prefix/sha256/<ab>/<sha256>``, uploaded with their SHA-256."""
+
+    scheme = "s3"
+
+    def __init__(self, uri: str, conn_id: str) -> None:
+        self.bucket, prefix = split(uri.rstrip("/") + "/")
+        self.prefix = prefix.rstrip("/")
+        self.conn_id = conn_id
+
+    def _key(self, sha256: str) -> str:
+        return "/".join(p for p in (self.prefix, "sha256", sha256[:2], sha256) if p)
+
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        key = self._key(sha256)
+        uri = f"s3://{self.bucket}/{key}"
+        client = _client(self.conn_id)
+        if not self.exists(uri, size):
+            try:
+                client.upload_file(
+                    str(local_path),
+                    self.bucket,
+                    key,
+                    ExtraArgs={
+                        "ChecksumAlgorithm": "SHA256",
+                        "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode(),
+                    },
+                )
+            except Exception as exc:
+                raise StoreError(f"cannot upload {local_path.name} to {uri}: {exc}") from exc
+        local_path.unlink()
+        return uri
+
+    def exists(self, uri: str, size: int) -> bool:
+        bucket, key = split(uri)
+        try:
+            head = _client(self.conn_id).head_object(Bucket=bucket, Key=key)
+        except Exception:
+            return False
+        return int(head["ContentLength"]) == size
+
+    def get(self, uri: str, dst: Path) -> None:
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".download-")
+        os.close(fd)
+        download(self.conn_id, uri, Path(tmp))
+        os.replace(tmp, dst)
+
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        limit = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        pages = (
+            _client(self.conn_id)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix="/".join(p for p in (self.prefix, "sha256") if p) + "/")
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                if item["LastModified"] < limit:
+                    yield f"s3://{self.bucket}/{item['Key']}", int(item["Size"])
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split(uri)
+        _client(self.conn_id).delete_object(Bucket=bucket, Key=key)

@@ -1,0 +1,114 @@
+"""S3 inputs and artifacts on an S3-compatible server on loopback (moto's server mode)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from harness import copy_project, run
+
+from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.plan import MISS, plan_dag
+
+S3_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "s3"
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "moto.log"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE", "s3://artifacts/store")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+    client.create_bucket(Bucket="data")
+    client.create_bucket(Bucket="artifacts")
+    yield client, log
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _put(client, body: bytes) -> None:
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    client.put_object(
+        Bucket="data", Key="raw.txt", Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=digest
+    )
+
+
+def _gets(log: Path) -> int:
+    return sum(1 for line in log.read_text().splitlines() if '"GET /data/raw.txt' in line)
+
+
+def test_s3_input_fingerprinted_without_download_and_outputs_stored_in_s3(reuse_env, s3, docker_client):
+    client, log = s3
+    _put(client, b"a\nb\nc\n")
+    dag = build_dags(copy_project(S3_PIPELINE, reuse_env / "project") / "valohai.yaml")["s3"]
+
+    (plan,) = plan_dag(dag)
+    assert plan.status == MISS
+    assert _gets(log) == 0  # fingerprinting read no byte of the input
+
+    first = run(dag, docker_client)
+    assert first.state == "success", first.task_states
+    assert _gets(log) == 1  # the run downloads it once
+    (output,) = first.xcoms["count"]["outputs"]
+    assert output["uri"].startswith("s3://artifacts/store/sha256/")
+    key = output["uri"].removeprefix("s3://artifacts/")
+    head = client.head_object(Bucket="artifacts", Key=key, ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == output["checksum"]
+    assert client.get_object(Bucket="artifacts", Key=key)["Body"].read().strip() == b"3"
+    staged = first.xcoms["count"]["inputs"]["raw"][0]
+    assert staged["checksum"] == hashlib.sha256(b"a\nb\nc\n").hexdigest()
+
+    again = run(dag, docker_client)
+    assert again.xcoms["count"]["reused"] is True and again.containers_started == 0
+    assert _gets(log) == 1
+
+    _put(client, b"a\nb\n")
+    changed = run(dag, docker_client)
+    assert changed.xcoms["count"]["reused"] is False
+    assert "testing-secret" not in json.dumps(changed.xcoms)
+
+
+def test_object_without_a_stored_sha256_is_keyed_on_its_etag(reuse_env, s3, docker_client):
+    client, _log = s3
+    client.put_object(Bucket="data", Key="raw.txt", Body=b"x\n")
+    dag = build_dags(copy_project(S3_PIPELINE, reuse_env / "project") / "valohai.yaml")["s3"]
+    first = run(dag, docker_client)
+    assert first.state == "success", first.task_states
+    assert first.xcoms["count"]["inputs"]["raw"][0]["checksum"].startswith("etag:")
+    client.put_object(Bucket="data", Key="raw.txt", Body=b"y\n")
+    assert run(dag, docker_client).xcoms["count"]["reused"] is False
