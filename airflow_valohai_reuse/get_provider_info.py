@@ -13,6 +13,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "postgresql+psycopg2://user:pass@db/valohai_reuse",
         "default": "",
     },
+    "cache_conn_id": {
+        "description": "Airflow connection of the execution cache database (PostgreSQL, MySQL, SQLite); "
+        "when set it wins over sql_alchemy_conn.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "valohai_reuse_cache",
+        "default": "",
+    },
     "artifact_store": {
         "description": "Where outputs are kept, content-addressed and immutable. "
         "Empty: file://$AIRFLOW_HOME/valohai-artifacts.",

@@ -55,10 +55,27 @@ def _schedules(text: str) -> dict[str, str]:
     return value
 
 
+_DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql"}
+
+
+def _connection_url(conn_id: str) -> str:
+    """A SQLAlchemy URL from an Airflow connection (``postgres://`` becomes ``postgresql+psycopg2://``)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        uri = BaseHook.get_connection(conn_id).get_uri()
+    except Exception as exc:
+        raise ConfigError(f"[{SECTION}] cache_conn_id {conn_id!r}: {exc}") from None
+    scheme, rest = uri.split("://", 1)
+    return f"{_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
 def load_settings() -> Settings:
     home = _airflow_home()
+    conn_id = _raw("cache_conn_id").strip()
     return Settings(
-        sql_alchemy_conn=_raw("sql_alchemy_conn") or f"sqlite:///{home / 'valohai-reuse.db'}",
+        sql_alchemy_conn=(_connection_url(conn_id) if conn_id else _raw("sql_alchemy_conn"))
+        or f"sqlite:///{home / 'valohai-reuse.db'}",
         artifact_store=_raw("artifact_store") or (home / "valohai-artifacts").as_uri(),
         work_dir=Path(_raw("work_dir") or home / "valohai-work"),
         docker_url=_raw("docker_url") or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -69,3 +70,32 @@ def test_postgresql_cache_reuses_across_runs(dags, docker_client, monkeypatch, p
     assert second.containers_started == 0
     with create_engine(postgres_url).connect() as conn:
         assert conn.execute(text("select count(*) from vr_executions")).scalar() == 3
+
+
+def test_cache_database_from_an_airflow_connection(dags, docker_client, monkeypatch, postgres_url):
+    name = postgres_url.rsplit("/", 1)[1]
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": name}
+    monkeypatch.setenv("AIRFLOW_CONN_VR_CACHE", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__CACHE_CONN_ID", "vr_cache")
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN", "sqlite:////nonexistent/never-used.db")
+    assert run(dags["basic"], docker_client).containers_started == 3
+    with create_engine(postgres_url).connect() as conn_:
+        assert conn_.execute(text("select count(*) from vr_executions")).scalar() == 3
+
+
+def test_unreachable_artifact_store_fails_the_miss_clearly_and_records_nothing(
+    reuse_env, dags, docker_client, monkeypatch, capfd
+):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE", "s3://no-such-bucket/x")
+    conn = {"conn_type": "aws", "extra": {"endpoint_url": "http://127.0.0.1:1", "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    result = run(dags["basic"], docker_client)
+    assert result.state == "failed"
+    assert result.task_states["prepare"] == "failed"
+    out = capfd.readouterr()
+    assert "cannot upload clean.txt to s3://no-such-bucket/x/sha256/" in out.out + out.err
+    with create_engine(f"sqlite:///{reuse_env / 'cache.db'}").connect() as conn_:
+        assert conn_.execute(text("select count(*) from vr_executions")).scalar() == 0
