@@ -18,6 +18,8 @@ def _schema_problem(exc: ValidationErrors) -> tuple[str, str | None]:
     first = exc.errors[0]
     message = getattr(first, "message", str(first))
     path = list(getattr(first, "path", []) or [])
+    if path and isinstance(path[0], int):
+        path = [f"item {path[0] + 1}", *path[1:]]  # the list's items, counted from 1 as people do
     where = "/".join(str(p) for p in path) if path else None
     more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
     return f"schema: {message}{more}", where
