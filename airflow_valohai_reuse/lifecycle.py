@@ -26,7 +26,7 @@ def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_a
     report = GcReport()
     live = cache.entries()
     for entry in live:
-        gone = [o["name"] for o in entry.outputs if not store.exists(o["uri"], o["size"])]
+        gone = [o["name"] for o in entry.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
         if gone:
             report.invalidated.append(entry.id)
             if not dry_run:

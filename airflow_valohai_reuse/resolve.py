@@ -195,7 +195,7 @@ def find_reusable(
         return None
     if hit is None:
         return None
-    missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"])]
+    missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
     if missing:
         logger.warning(
             "not reusing execution %s: outputs missing or changed in the store: %s; running again",

@@ -72,7 +72,7 @@ class S3Store:
         key = self._key(sha256)
         uri = f"s3://{self.bucket}/{key}"
         client = _client(self.conn_id)
-        if not self.exists(uri, size):
+        if not self.exists(uri, size, sha256):
             try:
                 client.upload_file(
                     str(local_path),
@@ -88,11 +88,14 @@ class S3Store:
         local_path.unlink()
         return uri
 
-    def exists(self, uri: str, size: int) -> bool:
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
         bucket, key = split(uri)
         try:
-            head = _client(self.conn_id).head_object(Bucket=bucket, Key=key)
+            head = _client(self.conn_id).head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         except Exception:
+            return False
+        stored = head.get("ChecksumSHA256")
+        if sha256 and stored and base64.b64decode(stored).hex() != sha256:
             return False
         return int(head["ContentLength"]) == size
 

@@ -21,7 +21,9 @@ class ArtifactStore(Protocol):
         """Keep the file (it may be moved away) and return its immutable URI."""
         ...
 
-    def exists(self, uri: str, size: int) -> bool: ...
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
+        """The artifact is there with this size (and, where the store can tell, this checksum)."""
+        ...
 
     def get(self, uri: str, dst: Path) -> None:
         """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
@@ -76,7 +78,9 @@ class LocalStore:
             raise StoreError(f"cannot store {local_path} in {self.root}: {exc}") from exc
         return blob.as_uri()
 
-    def exists(self, uri: str, size: int) -> bool:
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
+        # The file name is its checksum and it is written read-only; re-reading it on every hit would
+        # cost as much as the run it saves.
         try:
             return file_uri_path(uri).stat().st_size == size
         except (OSError, StoreError):

@@ -112,3 +112,22 @@ def test_object_without_a_stored_sha256_is_keyed_on_its_etag(reuse_env, s3, dock
     assert first.xcoms["count"]["inputs"]["raw"][0]["checksum"].startswith("etag:")
     client.put_object(Bucket="data", Key="raw.txt", Body=b"y\n")
     assert run(dag, docker_client).xcoms["count"]["reused"] is False
+
+
+def test_artifact_changed_in_the_store_is_not_reused_and_is_healed(reuse_env, s3, docker_client):
+    client, _log = s3
+    _put(client, b"a\nb\nc\n")
+    dag = build_dags(copy_project(S3_PIPELINE, reuse_env / "project") / "valohai.yaml")["s3"]
+    first = run(dag, docker_client)
+    (output,) = first.xcoms["count"]["outputs"]
+    key = output["uri"].removeprefix("s3://artifacts/")
+    forged = b"9\n"  # same size, other bytes, with a checksum of its own
+    digest = base64.b64encode(hashlib.sha256(forged).digest()).decode()
+    client.put_object(
+        Bucket="artifacts", Key=key, Body=forged, ChecksumAlgorithm="SHA256", ChecksumSHA256=digest
+    )
+    second = run(dag, docker_client)
+    assert second.xcoms["count"]["reused"] is False and second.containers_started == 1
+    assert client.get_object(Bucket="artifacts", Key=key)["Body"].read() == b"3\n"
+    third = run(dag, docker_client)
+    assert third.xcoms["count"]["reused_from"] == second.xcoms["count"]["execution_id"]
