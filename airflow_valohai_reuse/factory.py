@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,16 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipelinefile import load_config
-from airflow_valohai_reuse.projectconfig import load_project_config
+from airflow_valohai_reuse.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineNode, PipelineSpec
 from airflow_valohai_reuse.stepdef import effective_step
 from airflow_valohai_reuse.tasknodes import Sweep, sweep_for, sweep_notes
+from airflow_valohai_reuse.wiring import classify_edges, omitted, pipeline_params
 
 log = logging.getLogger(__name__)
 
-RESERVED_PARAMS = ("reuse_executions", "reuse_nodes")
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
-_PARAM_TYPES = {"integer": "integer", "float": "number", "flag": "boolean", "string": "string"}
 
 
 def safe_id(name: str) -> str:
@@ -116,84 +116,6 @@ def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
     return ids
 
 
-def _omitted(pipeline: Pipeline) -> list[str]:
-    notes = [
-        f"deployment node {n.name!r} left out: deployments have no Airflow meaning here"
-        for n in pipeline.nodes
-        if isinstance(n, DeploymentNode)
-    ]
-    for note in notes:
-        log.info("pipeline %r: %s", pipeline.name, note)
-    return notes
-
-
-def _classify_edges(
-    pipeline: Pipeline, task_ids: dict[str, str], path: Path
-) -> tuple[dict[str, dict[str, list[EdgeIn]]], set[tuple[str, str]], list[str]]:
-    """Incoming edges per node by kind, the task dependencies, and notes on edges left out."""
-    incoming: dict[str, dict[str, list[EdgeIn]]] = {
-        n: {"input": [], "parameter": [], "env": []} for n in task_ids
-    }
-    deps: set[tuple[str, str]] = set()
-    notes: list[str] = []
-    for edge in pipeline.edges:
-        if edge.source_node not in task_ids or edge.target_node not in task_ids:
-            notes.append(f"edge {edge.source} → {edge.target} left out: it touches a node that is not a task")
-            continue
-        deps.add((task_ids[edge.source_node], task_ids[edge.target_node]))
-        item = EdgeIn(
-            task_ids[edge.source_node], edge.source_node, edge.source_type, edge.source_key, edge.target_key
-        )
-        kinds = {
-            ("input", "output"): "input",
-            ("input", "input"): "input",
-            ("parameter", "parameter"): "parameter",
-            ("parameter", "metadata"): "parameter",
-            ("environment-variable", "environment-variable"): "env",
-        }
-        kind = kinds.get((edge.target_type, edge.source_type))
-        if kind is not None:
-            incoming[edge.target_node][kind].append(item)
-        elif not (edge.source_type == "dependency" and edge.target_type == "dependency"):
-            raise PipelineFileError(
-                str(path),
-                f"edge {edge.source} → {edge.target}: unsupported edge kind",
-                f"pipeline {pipeline.name}",
-            )
-    for note in notes:
-        log.info("pipeline %r: %s", pipeline.name, note)
-    return incoming, deps, notes
-
-
-def _pipeline_params(
-    pipeline: Pipeline, task_ids: dict[str, str], steps: dict[str, Step], path: Path
-) -> tuple[dict[str, Param], dict[str, dict[str, list[str]]]]:
-    """DAG Params for pipeline parameters, and per node: pipeline parameter → node parameters."""
-    params: dict[str, Param] = {}
-    targets: dict[str, dict[str, list[str]]] = {}
-    for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
-        if pp.name in RESERVED_PARAMS:
-            raise PipelineFileError(str(path), f"pipeline parameter {pp.name!r} is a reserved name")
-        json_type = None
-        for target in pp.targets:
-            node, kind, name = [*target.split(".", 2), "", ""][:3]
-            if node not in task_ids or not kind.startswith("parameter"):
-                raise PipelineFileError(
-                    str(path), f"pipeline parameter {pp.name!r}: target {target!r} is not node.parameter.name"
-                )
-            targets.setdefault(node, {}).setdefault(pp.name, []).append(name)
-            declared = steps[node].parameters.get(name)
-            if declared is not None and json_type is None:
-                json_type = "array" if declared.multiple else _PARAM_TYPES.get(declared.type)
-        if isinstance(pp.default, list):
-            json_type = "array"
-        kwargs: dict[str, Any] = {"description": pp.description or f"sets {', '.join(pp.targets)}"}
-        if json_type:
-            kwargs["type"] = [json_type, "null"]
-        params[pp.name] = Param(pp.default, **kwargs)
-    return params, targets
-
-
 def _resource_kwargs(step: Step) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     data = step.resources.get_data() or {}
@@ -240,43 +162,83 @@ def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> 
     return partial.expand(variant=variants)
 
 
-def _build_dag(
-    config: Config,
-    pipeline: Pipeline,
-    dag_id: str,
-    schedule: Any,
-    path: Path,
-    repo: Path,
-    operator_kwargs: dict[str, Any],
-) -> DAG:
-    from airflow_valohai_reuse.operator import ReusableDockerOperator
+@dataclass
+class _Analysis:
+    """What a pipeline turns into before any Airflow object is made."""
 
+    pipeline: Pipeline
+    path: Path
+    repo: Path
+    task_ids: dict[str, str]
+    steps: dict[str, Step]
+    incoming: dict[str, dict[str, list[EdgeIn]]]
+    deps: set[tuple[str, str]]
+    params: dict[str, Param]
+    targets: dict[str, dict[str, list[str]]]
+    sweeps: dict[str, Sweep]
+    project: ProjectConfig
+    notes: list[str]
+
+
+def _analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path) -> _Analysis:
     task_ids = _task_ids(pipeline, path)
-    project = load_project_config(path, load_settings().code_scope)
-    incoming, deps, edge_notes = _classify_edges(pipeline, task_ids, path)
+    incoming, deps, edge_notes = classify_edges(pipeline, task_ids, path)
     steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
-    params, targets = _pipeline_params(pipeline, task_ids, steps, path)
+    params, targets = pipeline_params(pipeline, task_ids, steps, path)
     sweeps: dict[str, Sweep] = {
         name: sweep_for(config, pipeline, node, steps[name], path, incoming[name]["parameter"])
         for name in task_ids
         if isinstance(node := pipeline.get_node_by(name=name), TaskNode)
     }
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    feeds = {s.spread_from.source_node for s in sweeps.values() if s.spread_from is not None}
-    out_globs: dict[str, list[str]] = {name: [] for name in task_ids}
-    for edges in incoming.values():
+    project = load_project_config(path, load_settings().code_scope)
+    notes = omitted(pipeline) + edge_notes + task_notes
+    return _Analysis(
+        pipeline, path, repo, task_ids, steps, incoming, deps, params, targets, sweeps, project, notes
+    )
+
+
+def _pipeline_spec(a: _Analysis) -> PipelineSpec:
+    out_globs: dict[str, list[str]] = {name: [] for name in a.task_ids}
+    for edges in a.incoming.values():
         for edge in edges["input"]:
             if edge.source_kind == "output":
                 out_globs[edge.source_node].append(edge.source_key)
-    spec = PipelineSpec(
-        pipeline.name,
-        {n: PipelineNode(task_ids[n], steps[n].name, tuple(out_globs[n]), n in sweeps) for n in task_ids},
+    nodes = {
+        n: PipelineNode(a.task_ids[n], a.steps[n].name, tuple(out_globs[n]), n in a.sweeps)
+        for n in a.task_ids
+    }
+    return PipelineSpec(a.pipeline.name, nodes)
+
+
+def _node_spec(a: _Analysis, name: str) -> NodeSpec:
+    node = a.pipeline.get_node_by(name=name)
+    sweep = a.sweeps.get(name)
+    spread = sweep.spread_from if sweep else None
+    return NodeSpec(
+        pipeline=a.pipeline.name,
+        node=name,
+        step=a.steps[name],
+        repository=a.repo,
+        source_file=str(a.path),
+        inputs_from_edges=tuple(a.incoming[name]["input"]),
+        parameters_from_edges=tuple(e for e in a.incoming[name]["parameter"] if e != spread),
+        environment_from_edges=tuple(a.incoming[name]["env"]),
+        pipeline_parameters={k: tuple(v) for k, v in a.targets.get(name, {}).items()},
+        append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
+        code_scope=a.project.scope_for(a.steps[name].name),
+        ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),
+        variants_from=spread,
     )
-    dag = DAG(
+
+
+def _dag(a: _Analysis, dag_id: str, schedule: Any) -> DAG:
+    pipeline = a.pipeline
+    return DAG(
         dag_id,
         dag_display_name=pipeline.name,
         description=f"valohai.yaml pipeline {pipeline.name}",
-        doc_md=_doc(pipeline, path, _omitted(pipeline) + edge_notes + task_notes),
+        doc_md=_doc(pipeline, a.path, a.notes),
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
@@ -292,40 +254,40 @@ def _build_dag(
                 type="object",
                 description='Pin nodes to past executions: {"node name": "execution id"}.',
             ),
-            **params,
+            **a.params,
         },
     )
-    tasks = {}
+
+
+def _build_dag(
+    config: Config,
+    pipeline: Pipeline,
+    dag_id: str,
+    schedule: Any,
+    path: Path,
+    repo: Path,
+    operator_kwargs: dict[str, Any],
+) -> DAG:
+    from airflow_valohai_reuse.operator import ReusableDockerOperator
+
+    a = _analyse(config, pipeline, path, repo)
+    spec = _pipeline_spec(a)
+    dag = _dag(a, dag_id, schedule)
+    feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}
+    tasks: dict[str, Any] = {}
     # A node whose metadata spreads a task node's variants is made first: the mapping refers to it.
-    order = sorted(task_ids, key=lambda n: n not in feeds)
-    for name in order:
-        task_id = task_ids[name]
-        node = pipeline.get_node_by(name=name)
-        node_spec = NodeSpec(
-            pipeline=pipeline.name,
-            node=name,
-            step=steps[name],
-            repository=repo,
-            source_file=str(path),
-            inputs_from_edges=tuple(incoming[name]["input"]),
-            parameters_from_edges=tuple(
-                e for e in incoming[name]["parameter"] if name not in sweeps or e != sweeps[name].spread_from
-            ),
-            environment_from_edges=tuple(incoming[name]["env"]),
-            pipeline_parameters={k: tuple(v) for k, v in targets.get(name, {}).items()},
-            append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
-            code_scope=project.scope_for(steps[name].name),
-            ttl=project.ttl_for(pipeline.name, steps[name].name),
-            variants_from=sweeps[name].spread_from if name in sweeps else None,
-        )
-        kwargs = {**_resource_kwargs(steps[name]), **operator_kwargs}
+    for name in sorted(a.task_ids, key=lambda n: n not in feeds):
+        task_id = a.task_ids[name]
+        kwargs = {**_resource_kwargs(a.steps[name]), **operator_kwargs}
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("retry_delay", timedelta(seconds=30))
-        kwargs.update(task_id=task_id, task_display_name=name, node=node_spec, pipeline=spec, dag=dag)
-        if name in sweeps:
-            tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), sweeps[name], task_id, tasks)
+        kwargs.update(
+            task_id=task_id, task_display_name=name, node=_node_spec(a, name), pipeline=spec, dag=dag
+        )
+        if name in a.sweeps:
+            tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), a.sweeps[name], task_id, tasks)
         else:
             tasks[task_id] = ReusableDockerOperator(**kwargs)
-    for source, target in sorted(deps):
+    for source, target in sorted(a.deps):
         tasks[source] >> tasks[target]
     return dag
