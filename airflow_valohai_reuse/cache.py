@@ -195,34 +195,6 @@ class ExecutionCache:
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount
 
-    # The stat cache: (inode, size, mtime, ctime) unchanged means the checksum still holds.
-    def get_digest(self, path: str, stat: FileStat) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(file_digests).where(file_digests.c.path == path)).first()
-        if row is None:
-            return None
-        if (row.inode, row.size, row.mtime_ns, row.ctime_ns) != (
-            stat.inode,
-            stat.size,
-            stat.mtime_ns,
-            stat.ctime_ns,
-        ):
-            return None
-        return row.sha256
-
-    def put_digest(self, path: str, stat: FileStat, sha256: str) -> None:
-        values = {
-            "inode": stat.inode,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "ctime_ns": stat.ctime_ns,
-            "sha256": sha256,
-        }
-        with self.engine.begin() as conn:
-            done = conn.execute(update(file_digests).where(file_digests.c.path == path).values(**values))
-            if done.rowcount == 0:
-                conn.execute(insert(file_digests).values(path=path, **values))
-
 
 class BatchStatCache:
     """The stat cache for one node run: each folder's rows read in one query, new rows written in one."""
