@@ -69,15 +69,10 @@ def cached_sha256(
 
 def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` in one pass and return the checksum of the bytes written."""
-    hasher = hashlib.sha256()
-    size = 0
-    with open(src, "rb") as reader, open(dst, "wb") as writer:
-        while chunk := reader.read(_CHUNK):
-            hasher.update(chunk)
-            writer.write(chunk)
-            size += len(chunk)
+    with open(src, "rb") as reader:
+        result = stream_and_hash(reader, dst)
     shutil.copymode(src, dst)
-    return hasher.hexdigest(), size
+    return result
 
 
 def stream_and_hash(reader: object, dst: str | os.PathLike[str]) -> tuple[str, int]:

@@ -59,6 +59,8 @@ def build_dags(
     path = Path(path).resolve()
     config = load_config(path)
     repo = Path(repository).resolve() if repository else path.parent
+    project = load_project_config(path, load_settings().code_scope)
+    kwargs = dict(operator_kwargs or {})
     dags: dict[str, DAG] = {}
     for pipeline in config.pipelines.values():
         dag_id = dag_id_prefix + safe_id(pipeline.name)
@@ -69,7 +71,8 @@ def build_dags(
                 str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
             )
         schedule = (schedules or {}).get(dag_id, (schedules or {}).get(pipeline.name))
-        dags[dag_id] = _build_dag(config, pipeline, dag_id, schedule, path, repo, dict(operator_kwargs or {}))
+        analysis = _analyse(config, pipeline, path, repo, project)
+        dags[dag_id] = _build_dag(analysis, dag_id, schedule, kwargs)
     return dags
 
 
@@ -180,7 +183,7 @@ class _Analysis:
     notes: list[str]
 
 
-def _analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path) -> _Analysis:
+def _analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project: ProjectConfig) -> _Analysis:
     task_ids = _task_ids(pipeline, path)
     incoming, deps, edge_notes = classify_edges(pipeline, task_ids, path)
     steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
@@ -191,7 +194,6 @@ def _analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path) -> _Ana
         if isinstance(node := pipeline.get_node_by(name=name), TaskNode)
     }
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    project = load_project_config(path, load_settings().code_scope)
     notes = omitted(pipeline) + edge_notes + task_notes
     return _Analysis(
         pipeline, path, repo, task_ids, steps, incoming, deps, params, targets, sweeps, project, notes
@@ -259,18 +261,9 @@ def _dag(a: _Analysis, dag_id: str, schedule: Any) -> DAG:
     )
 
 
-def _build_dag(
-    config: Config,
-    pipeline: Pipeline,
-    dag_id: str,
-    schedule: Any,
-    path: Path,
-    repo: Path,
-    operator_kwargs: dict[str, Any],
-) -> DAG:
+def _build_dag(a: _Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
     from airflow_valohai_reuse.operator import ReusableDockerOperator
 
-    a = _analyse(config, pipeline, path, repo)
     spec = _pipeline_spec(a)
     dag = _dag(a, dag_id, schedule)
     feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}

@@ -6,7 +6,6 @@ import fnmatch
 import glob
 import os
 import posixpath
-import shutil
 import tempfile
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,7 @@ from valohai_yaml.objs.input import KeepDirectories
 
 from airflow_valohai_reuse.checksums import StatCache, cached_sha256, stream_and_hash
 from airflow_valohai_reuse.errors import InputError
-from airflow_valohai_reuse.stores import ArtifactStore, file_uri_path
+from airflow_valohai_reuse.stores import ArtifactStore, file_uri_path, link_or_copy
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,6 @@ def apply_filename(spec: Input, refs: list[FileRef]) -> list[FileRef]:
     return refs
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def stage_file(
     input_name: str,
     ref: FileRef,
@@ -147,7 +139,7 @@ def stage_file(
     if scheme == "file":
         src = file_uri_path(ref.uri)
         sha256, size = cached_sha256(src, stat_cache)
-        _link_or_copy(src, dst)
+        link_or_copy(src, dst)
         return FileRef(name, ref.uri, sha256, size)
     if scheme == "s3":
         from airflow_valohai_reuse.s3 import remote_checksum

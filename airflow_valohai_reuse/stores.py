@@ -43,6 +43,14 @@ def file_uri_path(uri: str) -> Path:
     return Path(unquote(parsed.path))
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link where the filesystem allows (no bytes copied), a copy otherwise."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 class LocalStore:
     """Blobs under ``root/sha256/<ab>/<sha256>``, read-only once written."""
 
@@ -93,11 +101,7 @@ class LocalStore:
         file_uri_path(uri).unlink(missing_ok=True)
 
     def get(self, uri: str, dst: Path) -> None:
-        src = file_uri_path(uri)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copyfile(src, dst)
+        link_or_copy(file_uri_path(uri), dst)
 
 
 def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:
