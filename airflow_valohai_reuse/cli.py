@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from airflow_valohai_reuse.errors import ValohaiReuseError
 
@@ -73,11 +74,11 @@ def _ls(args: argparse.Namespace) -> int:
         for e in entries
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2), file=_out)
     for row in [] if args.json else rows:
         state = f"  invalidated by {row['invalidated']}" if row["invalidated"] else ""
         when, count = row["finished_at"], row["outputs"]
-        print(f"{row['execution_id']}  {row['step']:<20} {when}  {count} output(s){state}")
+        print(f"{row['execution_id']}  {row['step']:<20} {when}  {count} output(s){state}", file=_out)
     return 0
 
 
@@ -92,7 +93,7 @@ def _invalidate(args: argparse.Namespace) -> int:
     else:
         ids = [e.id for e in cache.entries(step=args.step, pipeline=args.pipeline)]
     count = cache.invalidate(ids, by=args.by or getpass.getuser(), reason=args.reason)
-    print(f"invalidated {count} execution(s)")
+    print(f"invalidated {count} execution(s)", file=_out)
     return 0
 
 
@@ -104,10 +105,12 @@ def _gc(args: argparse.Namespace) -> int:
     store = open_store(load_settings().artifact_store, load_settings().aws_conn_id)
     report = collect(_cache(), store, dry_run=args.dry_run, min_age_s=args.min_age)
     verb = "would" if args.dry_run else "did"
-    print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone")
+    print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone", file=_out)
     for entry in report.invalidated:
-        print(f"  {entry}")
-    print(f"{verb} delete {len(report.deleted)} unreferenced artifact(s), {report.freed_bytes} bytes")
+        print(f"  {entry}", file=_out)
+    print(
+        f"{verb} delete {len(report.deleted)} unreferenced artifact(s), {report.freed_bytes} bytes", file=_out
+    )
     return 0
 
 
@@ -125,10 +128,10 @@ def _plan(args: argparse.Namespace) -> int:
         raise ValohaiReuseError(f"no pipeline {args.pipeline!r} in {args.path}; there are: {', '.join(dags)}")
     plans = plan_dag(dag, conf)
     if args.json:
-        print(json.dumps(as_json(plans), indent=2))
+        print(json.dumps(as_json(plans), indent=2), file=_out)
     else:
         for plan in plans:
-            print(plan.words())
+            print(plan.words(), file=_out)
     return 0
 
 
@@ -165,16 +168,30 @@ def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
 def _explain(args: argparse.Namespace) -> int:
     found = _explanation(args.execution_id, args.against)
     if args.json:
-        print(json.dumps(found, indent=2, default=str))
+        print(json.dumps(found, indent=2, default=str), file=_out)
         return 0
     for key, value in found.items():
         shown = ", ".join(value) if isinstance(value, list) else value
-        print(f"{key}: {shown}")
+        print(f"{key}: {shown}", file=_out)
     return 0
 
 
+#: where results go; log lines written by Airflow or this package go to stderr instead
+_out: TextIO = sys.stdout
+
+
+def _separate_results_from_logs() -> TextIO:
+    """Keep the real stdout for results and point file descriptor 1 (where logs go) at stderr."""
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _out
     args = _parser().parse_args(argv)
+    _out = _separate_results_from_logs() if argv is None else sys.stdout
     try:
         return {"plan": _plan, "explain": _explain, "ls": _ls, "invalidate": _invalidate, "gc": _gc}[
             args.command

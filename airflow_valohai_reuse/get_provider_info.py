@@ -93,6 +93,24 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "minio",
         "default": "aws_default",
     },
+    "lease_seconds": {
+        "description": "Single-flight lease: while a node with some fingerprint runs, its worker renews "
+        "a lease every third of this many seconds; identical nodes elsewhere wait (deferred to the "
+        "triggerer) and reuse its outputs. If the worker dies, another takes over once the lease "
+        "has gone this long without renewal.",
+        "version_added": "0.1.0",
+        "type": "integer",
+        "example": "120",
+        "default": "60",
+    },
+    "lease_poll_seconds": {
+        "description": "How often a node waiting for another's identical execution checks whether it "
+        "finished or its lease expired.",
+        "version_added": "0.1.0",
+        "type": "integer",
+        "example": "10",
+        "default": "5",
+    },
     "keep_work_dirs": {
         "description": "Keep each node's staged /valohai tree after the task, for debugging.",
         "version_added": "0.1.0",

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.operators.docker import DockerOperator
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.cache import Execution
+from airflow_valohai_reuse.cache import Execution, NullCache
 from airflow_valohai_reuse.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint import Fingerprint
 from airflow_valohai_reuse.inputs import FileRef, fetch_deferred, temporary_dir
+from airflow_valohai_reuse.lease import Flight, Leases, owner_info
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
 from airflow_valohai_reuse.resolve import (
@@ -34,6 +35,7 @@ from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.stepdef import is_secret, render_script
 from airflow_valohai_reuse.stores import ArtifactStore, open_store
+from airflow_valohai_reuse.triggers import ExecutionDoneTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -119,15 +121,70 @@ class ReusableDockerOperator(DockerOperator):
         reuse: bool,
     ) -> dict[str, Any]:
         details = resolved.details(settings.secret_env_patterns)
-        if reuse:
+        if not reuse:
+            self.log.info("reuse_executions is off: running")
+            return self._run_and_record(context, settings, cache, store, resolved, work, details)
+        hit = find_reusable(cache, store, resolved.fingerprint, self.log)
+        if hit is not None:
+            return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
+        reason, nearest = miss_reason(cache, self.node.step.name, resolved.fingerprint)
+        against = f" (compared with execution {nearest.id})" if nearest else ""
+        self.log.info("not reused: %s%s", reason, against)
+        flight = self._flight(cache, settings, resolved.fingerprint.digest)
+        held = flight.claim(self._owner(context))
+        if held is not None:
+            self.log.info(
+                "an identical execution is running in %s; waiting for it (lease until %s)",
+                held.describe(),
+                f"{held.expires_at:%H:%M:%S}Z",
+            )
+            self.defer(
+                trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
+                method_name="resume_after_wait",
+            )
+        with flight:
+            # it may have been recorded between the lookup and the claim
             hit = find_reusable(cache, store, resolved.fingerprint, self.log)
             if hit is not None:
                 return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
-            reason, nearest = miss_reason(cache, self.node.step.name, resolved.fingerprint)
-            against = f" (compared with execution {nearest.id})" if nearest else ""
-            self.log.info("not reused: %s%s", reason, against)
+            return self._run_and_record(context, settings, cache, store, resolved, work, details)
+
+    def resume_after_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from waiting on an identical execution: decide again, now likely a hit."""
+        event = event or {}
+        if event.get("state") == "finished":
+            self.log.info("the identical execution %s finished; looking it up", event.get("execution"))
+        elif event.get("state") == "free":
+            self.log.info("the identical execution ended without a result; deciding again")
         else:
-            self.log.info("reuse_executions is off: running")
+            self.log.warning("waiting failed (%s); deciding again", event.get("error"))
+        return self.execute(context)
+
+    @staticmethod
+    def _flight(cache: Cache, settings: Settings, fingerprint: str) -> Flight:
+        if isinstance(cache, NullCache):
+            return Flight.unguarded(fingerprint)
+        return Flight(Leases(cache.engine, settings.lease_seconds), fingerprint)
+
+    def _owner(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        return owner_info(
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            task_id=self.task_id,
+            map_index=getattr(ti, "map_index", -1),
+        )
+
+    def _run_and_record(
+        self,
+        context: Context,
+        settings: Settings,
+        cache: Cache,
+        store: ArtifactStore,
+        resolved: Resolved,
+        work: WorkTree,
+        details: dict[str, Any],
+    ) -> dict[str, Any]:
         stage_code(self.node.repository, resolved.code, work.repository)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
         execution = self._run(

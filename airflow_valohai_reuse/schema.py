@@ -1,6 +1,7 @@
 """The cache database's tables and their migrations.
 
 Version 1: executions, file digests. Version 2: invalidation (when, who, why) and expiry columns.
+Version 3: leases, so that one worker runs a fingerprint while the others wait for it.
 An upgrade adds what is missing and never drops or rewrites an entry.
 """
 
@@ -30,7 +31,7 @@ from sqlalchemy import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -71,6 +72,18 @@ file_digests = Table(
     Column("sha256", String(64), nullable=False),
 )
 
+# version 3: one row per fingerprint being run; whoever holds it runs, the others wait or take over
+# once ``expires_at`` has passed without a heartbeat.
+leases = Table(
+    "vr_leases",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("holder", String(36), nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 schema_info = Table(
     "vr_schema",
     metadata,
@@ -89,7 +102,11 @@ def _to_v2(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE vr_executions ADD COLUMN {name} {column_type}"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+def _to_v3(conn: Connection) -> None:
+    """The lease table is new; ``create_all`` has made it already."""
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 def migrate(engine: Engine) -> int:

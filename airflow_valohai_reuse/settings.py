@@ -27,6 +27,8 @@ class Settings:
     keep_work_dirs: bool
     code_scope: str
     aws_conn_id: str
+    lease_seconds: float = 60.0
+    lease_poll_seconds: float = 5.0
 
 
 def _airflow_home() -> Path:
@@ -52,6 +54,17 @@ def _schedules(text: str) -> dict[str, str]:
         raise ConfigError(f"[{SECTION}] schedules is not JSON: {exc}; value {text!r}") from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(f"[{SECTION}] schedules must be a JSON object of DAG id to schedule, got {text!r}")
+    return value
+
+
+def _seconds(key: str) -> float:
+    text = _raw(key).strip() or str(OPTIONS[key]["default"])
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"[{SECTION}] {key} must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -86,4 +99,6 @@ def load_settings() -> Settings:
         keep_work_dirs=_raw("keep_work_dirs").strip().lower() in ("1", "true", "yes"),
         code_scope=_raw("code_scope").strip() or "auto",
         aws_conn_id=_raw("aws_conn_id").strip() or "aws_default",
+        lease_seconds=_seconds("lease_seconds"),
+        lease_poll_seconds=_seconds("lease_poll_seconds"),
     )

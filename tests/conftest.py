@@ -6,10 +6,14 @@ any test module imports it.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="vr-airflow-home-"))
@@ -29,6 +33,7 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "valohai-yaml"
 IMAGE = "valohai-reuse-example:busybox"
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -61,3 +66,66 @@ def reuse_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE", (tmp_path / "artifacts").as_uri())
     monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__WORK_DIR", str(tmp_path / "work"))
     return tmp_path
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"vr_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{POSTGRES}/{name}"
+    from airflow_valohai_reuse.cache import _engines
+
+    engine = _engines.pop(f"{POSTGRES}/{name}", None)
+    if engine is not None:
+        engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """moto's S3 server on loopback, the aws_default connection pointing at it, buckets data and
+    artifacts, and the artifact store in s3://artifacts/store. Yields a boto3 client and the log."""
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "moto.log"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE", "s3://artifacts/store")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+    client.create_bucket(Bucket="data")
+    client.create_bucket(Bucket="artifacts")
+    yield client, log
+    server.terminate()
+    server.wait(timeout=10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy import create_engine, text
 from airflow_valohai_reuse import build_dags
 
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture
@@ -44,22 +42,6 @@ def test_entry_whose_outputs_are_gone_is_not_reused_and_is_healed(reuse_env, dag
     third = run(dags["basic"], docker_client)
     assert third.xcoms["fit"]["reused_from"] == second.xcoms["fit"]["execution_id"]
     assert third.containers_started == 0
-
-
-@pytest.fixture
-def postgres_url():
-    name = f"vr_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES}/{name}"
-    from airflow_valohai_reuse.cache import _engines
-
-    engine = _engines.pop(f"{POSTGRES}/{name}", None)
-    if engine is not None:
-        engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_postgresql_cache_reuses_across_runs(dags, docker_client, monkeypatch, postgres_url):

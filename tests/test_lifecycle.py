@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.schema import SCHEMA_VERSION
 
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
 
@@ -46,8 +47,9 @@ def test_upgrade_from_schema_1_keeps_every_entry(tmp_path):
     entry = cache.lookup("f" * 64)
     assert entry is not None and entry.id == "old-1" and entry.duration_s == 60.0
     with create_engine(url).connect() as conn:
-        assert conn.execute(text("select version from vr_schema")).scalar() == 2
+        assert conn.execute(text("select version from vr_schema")).scalar() == SCHEMA_VERSION
         assert conn.execute(text("select count(*) from vr_executions")).scalar() == 1
+        assert conn.execute(text("select count(*) from vr_leases")).scalar() == 0
     assert cache.invalidate(["old-1"], by="test", reason="upgrade check") == 1
     assert cache.lookup("f" * 64) is None
 

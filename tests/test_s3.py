@@ -5,60 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import boto3
-import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.plan import MISS, plan_dag
 
 S3_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "s3"
-
-
-@pytest.fixture
-def s3(tmp_path, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = tmp_path / "moto.log"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing-secret",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE", "s3://artifacts/store")
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing-secret",
-    )
-    client.create_bucket(Bucket="data")
-    client.create_bucket(Bucket="artifacts")
-    yield client, log
-    server.terminate()
-    server.wait(timeout=10)
 
 
 def _put(client, body: bytes) -> None:
