@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_valohai_reuse.checksums import FileStat
 from airflow_valohai_reuse.schema import executions, file_digests, migrate
@@ -249,6 +250,61 @@ class BatchStatCache:
                     for path, (stat, sha256) in self.pending.items()
                 ],
             )
+        self.pending.clear()
+
+
+class DigestCache:
+    """The stat cache for a few known paths (stored artifacts), one primary-key query each.
+
+    Errors are swallowed: without it a checksum is computed again, never trusted wrongly.
+    """
+
+    def __init__(self, cache: ExecutionCache) -> None:
+        self.cache = cache
+        self.known: dict[str, tuple[tuple[int, int, int, int], str] | None] = {}
+        self.pending: dict[str, tuple[FileStat, str]] = {}
+
+    def get(self, path: str, stat: FileStat) -> str | None:
+        if path not in self.known:
+            query = select(file_digests).where(file_digests.c.path == path)
+            try:
+                with self.cache.engine.connect() as conn:
+                    row = conn.execute(query).first()
+            except SQLAlchemyError:
+                return None
+            self.known[path] = (
+                ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256) if row else None
+            )
+        known = self.known[path]
+        if known is None or known[0] != (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns):
+            return None
+        return known[1]
+
+    def put(self, path: str, stat: FileStat, sha256: str) -> None:
+        self.known[path] = ((stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns), sha256)
+        self.pending[path] = (stat, sha256)
+
+    def flush(self) -> None:
+        """Write what was put in one transaction."""
+        if not self.pending:
+            return
+        rows = [
+            {
+                "path": path,
+                "inode": stat.inode,
+                "size": stat.size,
+                "mtime_ns": stat.mtime_ns,
+                "ctime_ns": stat.ctime_ns,
+                "sha256": sha256,
+            }
+            for path, (stat, sha256) in self.pending.items()
+        ]
+        try:
+            with self.cache.engine.begin() as conn:
+                conn.execute(delete(file_digests).where(file_digests.c.path.in_(list(self.pending))))
+                conn.execute(insert(file_digests), rows)
+        except SQLAlchemyError:
+            pass
         self.pending.clear()
 
 

@@ -32,6 +32,10 @@ class StatCache(Protocol):
 
     def put(self, path: str, stat: FileStat, sha256: str) -> None: ...
 
+    def flush(self) -> None:
+        """Make what was put durable."""
+        ...
+
 
 class NoStatCache:
     """Reads every file every time."""
@@ -40,6 +44,9 @@ class NoStatCache:
         return None
 
     def put(self, path: str, stat: FileStat, sha256: str) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 

@@ -99,11 +99,13 @@ def _invalidate(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     from airflow_valohai_reuse.lifecycle import collect
+    from airflow_valohai_reuse.resolve import store_digests
     from airflow_valohai_reuse.settings import load_settings
     from airflow_valohai_reuse.stores import open_store
 
-    store = open_store(load_settings().artifact_store, load_settings().aws_conn_id)
-    report = collect(_cache(), store, dry_run=args.dry_run, min_age_s=args.min_age)
+    settings, cache = load_settings(), _cache()
+    store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
+    report = collect(cache, store, dry_run=args.dry_run, min_age_s=args.min_age)
     verb = "would" if args.dry_run else "did"
     print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone", file=_out)
     for entry in report.invalidated:

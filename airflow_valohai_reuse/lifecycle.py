@@ -33,6 +33,7 @@ def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_a
                 cache.invalidate(
                     [entry.id], by=GC_BY, reason=f"outputs gone from the store: {', '.join(gone)}"
                 )
+    store.flush()
     referenced = {o["uri"] for e in live if e.id not in report.invalidated for o in e.outputs}
     for uri, size in store.blobs(min_age_s):
         if uri not in referenced:

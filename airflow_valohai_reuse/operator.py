@@ -28,6 +28,7 @@ from airflow_valohai_reuse.resolve import (
     open_cache,
     publication,
     resolve,
+    store_digests,
     upstream_tasks,
 )
 from airflow_valohai_reuse.runtime import WorkTree, container_environment
@@ -90,7 +91,7 @@ class ReusableDockerOperator(DockerOperator):
         }
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
         try:
-            store = open_store(settings.artifact_store, settings.aws_conn_id)
+            store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
             resolved = resolve(
                 self.node,
                 params=params,

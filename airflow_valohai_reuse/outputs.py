@@ -36,6 +36,7 @@ def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, A
                     "output folder %s is a link; not followed", Path(root, name).relative_to(outputs_dir)
                 )
                 dirs.remove(name)
+    store.flush()
     return collected
 
 

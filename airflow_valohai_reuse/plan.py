@@ -24,6 +24,7 @@ from airflow_valohai_reuse.resolve import (
     open_cache,
     publication,
     resolve,
+    store_digests,
     upstream_tasks,
 )
 from airflow_valohai_reuse.settings import Settings, load_settings
@@ -153,7 +154,7 @@ def plan_dag(dag: Any, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
         params,
         settings,
         cache,
-        open_store(settings.artifact_store, settings.aws_conn_id),
+        open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache)),
         bool(params["reuse_executions"]),
     )
     plans: list[NodePlan] = []

@@ -14,7 +14,13 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.cache import BatchStatCache, Execution, ExecutionCache, NullCache
+from airflow_valohai_reuse.cache import (
+    BatchStatCache,
+    DigestCache,
+    Execution,
+    ExecutionCache,
+    NullCache,
+)
 from airflow_valohai_reuse.checksums import NoStatCache, StatCache
 from airflow_valohai_reuse.codesnap import code_component, list_files
 from airflow_valohai_reuse.fingerprint import Fingerprint, describe, diff
@@ -139,6 +145,11 @@ def open_cache(settings: Settings, logger: logging.Logger = log) -> Cache:
         return NullCache()
 
 
+def store_digests(cache: Cache) -> StatCache | None:
+    """The stat cache a local artifact store verifies its blobs with."""
+    return DigestCache(cache) if isinstance(cache, ExecutionCache) else None
+
+
 def _stat_cache(cache: Cache, repository: Path) -> StatCache:
     if isinstance(cache, NullCache):
         return NoStatCache()
@@ -196,6 +207,7 @@ def find_reusable(
     if hit is None:
         return None
     missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
+    store.flush()
     if missing:
         logger.warning(
             "not reusing execution %s: outputs missing or changed in the store: %s; running again",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from airflow_valohai_reuse.checksums import FileStat, NoStatCache, StatCache, cached_sha256
 from airflow_valohai_reuse.errors import StoreError
 
 
@@ -35,6 +36,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, uri: str) -> None: ...
 
+    def flush(self) -> None:
+        """Make the store's own bookkeeping (checksums it learned) durable."""
+        ...
+
 
 def file_uri_path(uri: str) -> Path:
     parsed = urlparse(uri)
@@ -52,23 +57,28 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 class LocalStore:
-    """Blobs under ``root/sha256/<ab>/<sha256>``, read-only once written."""
+    """Blobs under ``root/sha256/<ab>/<sha256>``, read-only once written.
+
+    ``digests`` remembers each blob's checksum under its stat, so verifying a blob costs a stat
+    unless the file changed since it was last hashed.
+    """
 
     scheme = "file"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, digests: StatCache | None = None) -> None:
         self.root = root
+        self.digests = digests or NoStatCache()
 
     @classmethod
-    def from_uri(cls, uri: str) -> LocalStore:
-        return cls(file_uri_path(uri))
+    def from_uri(cls, uri: str, digests: StatCache | None = None) -> LocalStore:
+        return cls(file_uri_path(uri), digests)
 
     def _blob(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256
 
     def put(self, local_path: Path, sha256: str, size: int) -> str:
         blob = self._blob(sha256)
-        if blob.exists() and blob.stat().st_size == size:
+        if self.exists(blob.as_uri(), size, sha256):
             local_path.unlink()
             return blob.as_uri()
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -82,15 +92,19 @@ class LocalStore:
                 local_path.unlink()
             os.chmod(tmp, 0o444)
             os.replace(tmp, blob)
+            self.digests.put(str(blob), FileStat.of(blob), sha256)
         except OSError as exc:
             raise StoreError(f"cannot store {local_path} in {self.root}: {exc}") from exc
         return blob.as_uri()
 
     def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
-        # The file name is its checksum and it is written read-only; re-reading it on every hit would
-        # cost as much as the run it saves.
+        """There with this size and, when ``sha256`` is given, these bytes (hashed again only when
+        the blob's stat changed since it was last hashed)."""
         try:
-            return file_uri_path(uri).stat().st_size == size
+            path = file_uri_path(uri)
+            if path.stat().st_size != size:
+                return False
+            return sha256 is None or cached_sha256(path, self.digests, resolved=True)[0] == sha256
         except (OSError, StoreError):
             return False
 
@@ -99,6 +113,9 @@ class LocalStore:
 
     def delete(self, uri: str) -> None:
         file_uri_path(uri).unlink(missing_ok=True)
+
+    def flush(self) -> None:
+        self.digests.flush()
 
     def get(self, uri: str, dst: Path) -> None:
         link_or_copy(file_uri_path(uri), dst)
@@ -114,11 +131,14 @@ def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:
             yield blob.as_uri(), stat.st_size
 
 
-def open_store(uri: str, conn_id: str = "aws_default") -> ArtifactStore:
-    """The store for a URI such as ``file:///var/artifacts`` or ``s3://bucket/prefix``."""
+def open_store(uri: str, conn_id: str = "aws_default", digests: StatCache | None = None) -> ArtifactStore:
+    """The store for a URI such as ``file:///var/artifacts`` or ``s3://bucket/prefix``.
+
+    ``digests``: a stat cache that spares a local store re-reading unchanged blobs to verify them.
+    """
     scheme = urlparse(uri).scheme
     if scheme == "file":
-        return LocalStore.from_uri(uri)
+        return LocalStore.from_uri(uri, digests)
     if scheme == "s3":
         from airflow_valohai_reuse.s3 import S3Store  # the only place that needs the Amazon provider
 

@@ -44,6 +44,23 @@ def test_entry_whose_outputs_are_gone_is_not_reused_and_is_healed(reuse_env, dag
     assert third.containers_started == 0
 
 
+def test_local_artifact_changed_in_place_is_not_reused_and_is_healed(reuse_env, dags, docker_client, capfd):
+    first = run(dags["basic"], docker_client)
+    (model,) = first.xcoms["fit"]["outputs"]
+    blob = Path(model["uri"].removeprefix("file://"))
+    original = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(reversed(original)))  # same size, other bytes
+    second = run(dags["basic"], docker_client)
+    assert second.xcoms["prepare"]["reused"] is True
+    assert second.xcoms["fit"]["reused"] is False
+    out = capfd.readouterr()
+    assert "outputs missing or changed in the store: model.bin" in out.out + out.err
+    assert blob.read_bytes() == original  # the rerun's identical output put the right bytes back
+    third = run(dags["basic"], docker_client)
+    assert third.containers_started == 0
+
+
 def test_postgresql_cache_reuses_across_runs(dags, docker_client, monkeypatch, postgres_url):
     monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN", postgres_url)
     first = run(dags["basic"], docker_client)

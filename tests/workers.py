@@ -49,6 +49,12 @@ class Run:
     def wait(self, timeout: float = 300) -> int:
         return self.process.wait(timeout=timeout)
 
+    def wait_measured(self) -> tuple[int, int]:
+        """Wait for the run; its exit code and its process's peak resident memory in bytes."""
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return self.process.returncode, usage.ru_maxrss * 1024
+
     def wait_for(self, text: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output():
