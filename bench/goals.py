@@ -1,0 +1,117 @@
+"""Every published figure, its goal, and the module that measures it."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    module: str
+    what: str
+    compare: str  # "<=" or ">=" or "" (reported, no goal)
+    target: float | None = None
+
+    def met(self, value: Any) -> bool | None:
+        if not self.compare or not isinstance(value, (int, float)):
+            return None
+        return {"<=": operator.le, ">=": operator.ge}[self.compare](value, self.target)
+
+    def words(self) -> str:
+        return f"{self.compare} {self.target:g}" if self.compare else "reported"
+
+
+GOALS = [
+    Goal(
+        "reused_run_vs_empty_ratio",
+        "runs",
+        "fully reused 3-node run vs the same DAG of EmptyOperators, `airflow dags test` wall time",
+        "<=",
+        1.1,
+    ),
+    Goal(
+        "hit_overhead_ms_per_node",
+        "runs",
+        "fingerprint + lookup + verify + XCom of a hit whose inputs are "
+        "10 upstream outputs totalling 1 GB (task time minus an EmptyOperator's in the same run)",
+        "<=",
+        50,
+    ),
+    Goal(
+        "miss_vs_docker_operator_ratio",
+        "runs",
+        "a miss vs a plain DockerOperator, same 1-second container writing 100 MB of outputs, local store",
+        "<=",
+        1.15,
+    ),
+    Goal(
+        "cold_hash_vs_openssl_sha256_ratio",
+        "hashing",
+        "input hashing throughput on a 1 GB file vs hashlib.file_digest(sha256)",
+        ">=",
+        0.9,
+    ),
+    Goal(
+        "warm_refingerprint_10k_files_s",
+        "hashing",
+        "re-fingerprinting 10,000 unchanged files (10 GB sparse)",
+        "<=",
+        0.5,
+    ),
+    Goal(
+        "s3_input_fingerprint_bytes_downloaded",
+        "s3input",
+        "bytes fetched to fingerprint a 1 GB S3 input (S3-compatible server on loopback)",
+        "<=",
+        0,
+    ),
+    Goal(
+        "build_100_node_vs_python_floor_ratio",
+        "build",
+        "build_dags for a 100-node pipeline vs hand-written Python constructing the same 100 DockerOperators",
+        "<=",
+        3,
+    ),
+    Goal(
+        "build_vs_dag_factory_ratio",
+        "build",
+        "build_dags vs dag-factory building the same pipeline from its YAML",
+        "<=",
+        0.5,
+    ),
+    Goal(
+        "cache_lookup_p50_ms_1m_rows_sqlite",
+        "lookup",
+        "one lookup among 1,000,000 cache entries, SQLite",
+        "<=",
+        2,
+    ),
+    Goal(
+        "cache_lookup_p50_ms_1m_rows_postgres",
+        "lookup",
+        "one lookup among 1,000,000 cache entries, local PostgreSQL",
+        "<=",
+        2,
+    ),
+    Goal(
+        "peak_rss_mb_miss_1gb_outputs",
+        "memory",
+        "peak resident memory of the worker process, a miss that writes 1 GB of outputs",
+        "",
+    ),
+    Goal(
+        "peak_rss_mb_hit_1gb_outputs",
+        "memory",
+        "peak resident memory of the worker process, the hit of that execution",
+        "",
+    ),
+    Goal(
+        "peak_rss_mb_tiny_miss",
+        "memory",
+        "peak resident memory of the same worker process for a miss with 1 MB of outputs (the baseline)",
+        "",
+    ),
+]
