@@ -74,7 +74,7 @@ class ReusableDockerOperator(DockerOperator):
         self.variant = dict(variant or {})
 
     # -- the decision ---------------------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any] | None:
         settings = load_settings()
         if settings.docker_url and self.docker_url is None:
             self.docker_url = settings.docker_url
@@ -120,7 +120,7 @@ class ReusableDockerOperator(DockerOperator):
         resolved: Resolved,
         work: WorkTree,
         reuse: bool,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         details = resolved.details(settings.secret_env_patterns)
         if not reuse:
             self.log.info("reuse_executions is off: running")
@@ -150,7 +150,9 @@ class ReusableDockerOperator(DockerOperator):
                 return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
             return self._run_and_record(context, settings, cache, store, resolved, work, details)
 
-    def resume_after_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def resume_after_wait(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """Back from waiting on an identical execution: decide again, now likely a hit."""
         event = event or {}
         if event.get("state") == "finished":
@@ -185,7 +187,7 @@ class ReusableDockerOperator(DockerOperator):
         resolved: Resolved,
         work: WorkTree,
         details: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         stage_code(self.node.repository, resolved.code, work.repository)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
         execution = self._run(
@@ -284,7 +286,7 @@ class ReusableDockerOperator(DockerOperator):
     # -- publishing -------------------------------------------------------------------------------
     def _publish(
         self, context: Context, execution: Execution, *, reused: bool, details: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         if reused:
             saved = f"{execution.duration_s:.1f}" if execution.duration_s is not None else "?"
             self.log.info(
@@ -296,4 +298,6 @@ class ReusableDockerOperator(DockerOperator):
             )
         value = publication(execution, reused=reused, details=details, node=self.node.node)
         context["ti"].xcom_push(key=XCOM_KEY, value=value)
-        return value
+        # The same value as the return value would cost a second XCom write per node; Airflow
+        # needs one only where a task node maps over this node's output.
+        return value if next(self.iter_mapped_dependants(), None) is not None else None
