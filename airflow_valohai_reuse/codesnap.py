@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,17 +31,25 @@ def list_files(repository: Path) -> list[str]:
             check=True,
         ).stdout
         names = [n for n in out.decode("utf-8", "surrogateescape").split("\0") if n]
-        return sorted(n for n in names if (repository / n).is_file() and not (repository / n).is_symlink())
+        root = str(repository)
+        return sorted(n for n in names if _regular(f"{root}/{n}"))
     except (OSError, subprocess.CalledProcessError):
         pass
     found: list[str] = []
     for root, dirs, files in os.walk(repository):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         for name in files:
-            path = Path(root, name)
-            if path.is_file() and not path.is_symlink():
-                found.append(path.relative_to(repository).as_posix())
+            if _regular(os.path.join(root, name)):
+                found.append(Path(root, name).relative_to(repository).as_posix())
     return sorted(found)
+
+
+def _regular(path: str) -> bool:
+    """A regular file, not a link (one lstat; links are never followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def code_component(

@@ -6,8 +6,10 @@ machine's speed drifts; every figure is a median.
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,7 @@ class Options:
 def isolated_home() -> Path:
     """A throwaway AIRFLOW_HOME with a migrated metadata DB; set before Airflow is imported."""
     home = Path(tempfile.mkdtemp(prefix="vr-bench-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     (home / "dags").mkdir()
     os.environ.update(
         {
