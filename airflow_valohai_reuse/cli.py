@@ -117,7 +117,8 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.factory import build_dags, safe_id
+    from airflow_valohai_reuse.analysis import safe_id
+    from airflow_valohai_reuse.factory import build_dags
     from airflow_valohai_reuse.plan import as_json, plan_dag
 
     try:

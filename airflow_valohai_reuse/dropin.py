@@ -66,12 +66,12 @@ def register_pipelines(
 
 def check_pipelines(default_folder: str | Path) -> None:
     """Raise one error naming every broken valohai.yaml, so Airflow lists it as an import error."""
-    from airflow_valohai_reuse.factory import build_dags
+    from airflow_valohai_reuse.analysis import check_file
 
     problems = []
     for path in find_pipeline_files(_folder(default_folder)):
         try:
-            build_dags(path)
+            check_file(path)
         except PipelineFileError as exc:
             problems.append(str(exc))
     if problems:

@@ -8,37 +8,22 @@ This is the only module that knows both formats.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param
-from valohai_yaml.objs import Config, Pipeline, Step
-from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
+from valohai_yaml.objs import Pipeline, Step
 from valohai_yaml.objs.pipelines.edge_merge_mode import EdgeMergeMode
-from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
-from valohai_yaml.objs.pipelines.task_node import TaskNode
 
-from airflow_valohai_reuse.errors import PipelineFileError
-from airflow_valohai_reuse.pipelinefile import load_config
-from airflow_valohai_reuse.projectconfig import ProjectConfig, load_project_config
-from airflow_valohai_reuse.settings import load_settings
-from airflow_valohai_reuse.spec import EdgeIn, NodeSpec, PipelineNode, PipelineSpec
-from airflow_valohai_reuse.stepdef import effective_step
-from airflow_valohai_reuse.tasknodes import Sweep, sweep_for, sweep_notes
-from airflow_valohai_reuse.wiring import classify_edges, omitted, pipeline_params
+from airflow_valohai_reuse.analysis import Analysis, analyses
+from airflow_valohai_reuse.spec import NodeSpec, PipelineNode, PipelineSpec
+from airflow_valohai_reuse.tasknodes import Sweep
 
 log = logging.getLogger(__name__)
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def safe_id(name: str) -> str:
-    """An Airflow id for a Valohai name: characters outside [A-Za-z0-9_.-] become ``_``."""
-    return re.sub(r"[^\w.-]", "_", name)[:250]
 
 
 def build_dags(
@@ -56,67 +41,15 @@ def build_dags(
     mounted as /valohai/repository (default: the file's folder); ``operator_kwargs`` go to every
     node task (``docker_url``, ``network_mode``, ``retries``…); ``only_dag_id`` builds one DAG.
     """
-    path = Path(path).resolve()
-    config = load_config(path)
-    repo = Path(repository).resolve() if repository else path.parent
-    project = load_project_config(path, load_settings().code_scope)
     kwargs = dict(operator_kwargs or {})
-    dags: dict[str, DAG] = {}
-    for pipeline in config.pipelines.values():
-        dag_id = dag_id_prefix + safe_id(pipeline.name)
-        if only_dag_id is not None and dag_id != only_dag_id:
-            continue
-        if dag_id in dags:
-            raise PipelineFileError(
-                str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
-            )
-        schedule = (schedules or {}).get(dag_id, (schedules or {}).get(pipeline.name))
-        analysis = _analyse(config, pipeline, path, repo, project)
-        dags[dag_id] = _build_dag(analysis, dag_id, schedule, kwargs)
-    return dags
+    return {
+        dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs)
+        for dag_id, analysis in analyses(path, repository, dag_id_prefix, only_dag_id)
+    }
 
 
-def _step_name(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> str:
-    if isinstance(node, TaskNode) and node.task:
-        if node.task not in config.tasks:
-            raise PipelineFileError(
-                str(path),
-                f"task node {node.name!r} uses task blueprint {node.task!r}, which is not defined",
-                f"pipeline {pipeline.name}",
-            )
-        return config.tasks[node.task].step
-    return str(node.step)
-
-
-def _step_of(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> Step:
-    step = _step_name(config, node, path, pipeline)
-    if step not in config.steps:
-        raise PipelineFileError(
-            str(path),
-            f"node {node.name!r} uses step {step!r}, which is not defined",
-            f"pipeline {pipeline.name}",
-        )
-    return effective_step(config.steps[step], node.override)
-
-
-def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
-    ids: dict[str, str] = {}
-    for node in pipeline.nodes:
-        if isinstance(node, DeploymentNode):
-            continue
-        if not isinstance(node, (ExecutionNode, TaskNode)):
-            raise PipelineFileError(
-                str(path),
-                f"node {node.name!r} is a {node.type} node; only execution and task nodes become tasks",
-                f"pipeline {pipeline.name}",
-            )
-        task_id = safe_id(node.name)
-        if task_id in ids.values():
-            raise PipelineFileError(
-                str(path), f"two nodes map to task id {task_id!r}", f"pipeline {pipeline.name}"
-            )
-        ids[node.name] = task_id
-    return ids
+def _schedule(schedules: Mapping[str, Any] | None, dag_id: str, pipeline: Pipeline) -> Any:
+    return (schedules or {}).get(dag_id, (schedules or {}).get(pipeline.name))
 
 
 def _resource_kwargs(step: Step) -> dict[str, Any]:
@@ -165,42 +98,7 @@ def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> 
     return partial.expand(variant=variants)
 
 
-@dataclass
-class _Analysis:
-    """What a pipeline turns into before any Airflow object is made."""
-
-    pipeline: Pipeline
-    path: Path
-    repo: Path
-    task_ids: dict[str, str]
-    steps: dict[str, Step]
-    incoming: dict[str, dict[str, list[EdgeIn]]]
-    deps: set[tuple[str, str]]
-    params: dict[str, Param]
-    targets: dict[str, dict[str, list[str]]]
-    sweeps: dict[str, Sweep]
-    project: ProjectConfig
-    notes: list[str]
-
-
-def _analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project: ProjectConfig) -> _Analysis:
-    task_ids = _task_ids(pipeline, path)
-    incoming, deps, edge_notes = classify_edges(pipeline, task_ids, path)
-    steps = {name: _step_of(config, pipeline.get_node_by(name=name), path, pipeline) for name in task_ids}
-    params, targets = pipeline_params(pipeline, task_ids, steps, path)
-    sweeps: dict[str, Sweep] = {
-        name: sweep_for(config, pipeline, node, steps[name], path, incoming[name]["parameter"])
-        for name in task_ids
-        if isinstance(node := pipeline.get_node_by(name=name), TaskNode)
-    }
-    task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    notes = omitted(pipeline) + edge_notes + task_notes
-    return _Analysis(
-        pipeline, path, repo, task_ids, steps, incoming, deps, params, targets, sweeps, project, notes
-    )
-
-
-def _pipeline_spec(a: _Analysis) -> PipelineSpec:
+def _pipeline_spec(a: Analysis) -> PipelineSpec:
     out_globs: dict[str, list[str]] = {name: [] for name in a.task_ids}
     for edges in a.incoming.values():
         for edge in edges["input"]:
@@ -213,8 +111,8 @@ def _pipeline_spec(a: _Analysis) -> PipelineSpec:
     return PipelineSpec(a.pipeline.name, nodes)
 
 
-def _node_spec(a: _Analysis, name: str) -> NodeSpec:
-    node = a.pipeline.get_node_by(name=name)
+def _node_spec(a: Analysis, name: str) -> NodeSpec:
+    node = a.nodes[name]
     sweep = a.sweeps.get(name)
     spread = sweep.spread_from if sweep else None
     return NodeSpec(
@@ -234,7 +132,7 @@ def _node_spec(a: _Analysis, name: str) -> NodeSpec:
     )
 
 
-def _dag(a: _Analysis, dag_id: str, schedule: Any) -> DAG:
+def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
     pipeline = a.pipeline
     return DAG(
         dag_id,
@@ -261,7 +159,7 @@ def _dag(a: _Analysis, dag_id: str, schedule: Any) -> DAG:
     )
 
 
-def _build_dag(a: _Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
+def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
     from airflow_valohai_reuse.operator import ReusableDockerOperator
 
     spec = _pipeline_spec(a)

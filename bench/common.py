@@ -57,6 +57,23 @@ def isolated_home() -> Path:
     return home
 
 
+DEPS = ROOT / "bench" / ".deps"
+
+
+def bench_only(requirement: str, module: str) -> None:
+    """Make a bench-only package importable from bench/.deps, installing it there on first use.
+
+    Not into the environment: a package that registers an Airflow plugin (dag-factory does) would
+    otherwise load into every Airflow process the other benchmarks time.
+    """
+    if not (DEPS / module).exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(DEPS), requirement],
+            check=True,
+        )
+    sys.path.insert(0, str(DEPS))
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.factory import safe_id
+from airflow_valohai_reuse.analysis import safe_id
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "valohai-yaml"
 
