@@ -113,6 +113,8 @@ def _gc(args: argparse.Namespace) -> int:
     print(
         f"{verb} delete {len(report.deleted)} unreferenced artifact(s), {report.freed_bytes} bytes", file=_out
     )
+    if report.stale_leases:
+        print(f"removed {report.stale_leases} lease(s) left by workers that died", file=_out)
     return 0
 
 

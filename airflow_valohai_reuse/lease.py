@@ -119,6 +119,12 @@ class Leases:
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
+    def purge(self, expired_for_s: float) -> int:
+        """Delete leases of workers that died and that nobody took over; returns how many."""
+        cutoff = _now() - timedelta(seconds=expired_for_s)
+        with self.engine.begin() as conn:
+            return conn.execute(delete(leases).where(leases.c.expires_at < cutoff)).rowcount
+
     def release(self, fingerprint: str, holder: str) -> None:
         query = delete(leases).where(leases.c.fingerprint == fingerprint, leases.c.holder == holder)
         with self.engine.begin() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.lease import Leases
 from airflow_valohai_reuse.stores import ArtifactStore
 
 GC_BY = "valohai-reuse gc"
@@ -15,6 +16,7 @@ class GcReport:
     invalidated: list[str] = field(default_factory=list)  # entries whose outputs are gone
     deleted: list[str] = field(default_factory=list)  # artifacts no live entry refers to
     freed_bytes: int = 0
+    stale_leases: int = 0  # leases of dead workers, expired for longer than the minimum age
 
 
 def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_age_s: float) -> GcReport:
@@ -41,4 +43,6 @@ def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_a
             report.freed_bytes += size
             if not dry_run:
                 store.delete(uri)
+    if not dry_run:
+        report.stale_leases = Leases(cache.engine, 0).purge(min_age_s)
     return report

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.lease import Leases
 from airflow_valohai_reuse.schema import SCHEMA_VERSION
 
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
@@ -84,6 +85,8 @@ def test_ls_invalidate_and_gc(reuse_env, project, docker_client):
     stray = reuse_env / "artifacts" / "sha256" / "00" / ("0" * 64)
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"nobody refers to me")
+    leases = Leases(ExecutionCache(f"sqlite:///{reuse_env / 'cache.db'}").engine, seconds=-1)
+    leases.acquire("d" * 64, "dead-worker", {"task_id": "fit"})  # already expired: its worker died
     dry = _cli("gc", "--dry-run", "--min-age", "0")
     assert "would invalidate 1 execution(s)" in dry.stdout and "would delete 1 unreferenced" in dry.stdout
     assert stray.exists()
@@ -91,6 +94,8 @@ def test_ls_invalidate_and_gc(reuse_env, project, docker_client):
     assert done.returncode == 0, done.stderr
     assert not stray.exists()
     assert second.xcoms["report"]["execution_id"] in done.stdout
+    assert "removed 1 lease(s) left by workers that died" in done.stdout
+    assert leases.current("d" * 64) is None and Leases(leases.engine, 60).purge(0) == 0
     third = run(dag, docker_client)
     assert third.xcoms["fit"]["reused"] is True and third.xcoms["report"]["reused"] is False
 
