@@ -36,7 +36,6 @@ from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.stepdef import is_secret, render_script
 from airflow_valohai_reuse.stores import ArtifactStore, open_store
-from airflow_valohai_reuse.triggers import ExecutionDoneTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -139,6 +138,8 @@ class ReusableDockerOperator(DockerOperator):
                 held.describe(),
                 f"{held.expires_at:%H:%M:%S}Z",
             )
+            from airflow_valohai_reuse.triggers import ExecutionDoneTrigger  # not needed to parse DAGs
+
             self.defer(
                 trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
                 method_name="resume_after_wait",
