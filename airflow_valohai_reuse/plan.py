@@ -14,7 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.cache import Execution
+from sqlalchemy.exc import SQLAlchemyError
+
+from airflow_valohai_reuse.cache import Execution, ExecutionCache
+from airflow_valohai_reuse.lease import Leases
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.resolve import (
     Cache,
@@ -120,10 +123,24 @@ def _plan_one(
     hit = find_reusable(ctx.cache, ctx.store, resolved.fingerprint, log)
     if hit is None:
         reason, _nearest = miss_reason(ctx.cache, node.step.name, resolved.fingerprint)
+        reason += _in_flight(ctx, digest)
         return NodePlan(task_id, node.node, MISS, index, reason=reason, fingerprint=digest), None
     details = {**hit.metadata, **resolved.details(ctx.settings.secret_env_patterns)}
     value = publication(hit, reused=True, details=details, node=node.node)
     return NodePlan(task_id, node.node, HIT, index, hit.id, hit.duration_s, fingerprint=digest), value
+
+
+def _in_flight(ctx: _Context, fingerprint: str) -> str:
+    """Where an identical execution is running now, the node would wait for it rather than run."""
+    if not isinstance(ctx.cache, ExecutionCache):
+        return ""
+    try:
+        held = Leases(ctx.cache.engine, ctx.settings.lease_seconds).current(fingerprint)
+    except SQLAlchemyError:
+        return ""
+    if held is None:
+        return ""
+    return f"; an identical execution is running now in {held.describe()}: it would wait and reuse it"
 
 
 def _pinned(task_id: str, node: NodeSpec, execution: Execution) -> tuple[NodePlan, dict[str, Any]]:

@@ -41,6 +41,12 @@ GOALS = [
         50,
     ),
     Goal(
+        "hit_overhead_ms_per_node_beyond_xcom",
+        "runs",
+        "the same hit minus a Python task making the same XCom calls (10 pulls, 1 push): the package's share",
+        "",
+    ),
+    Goal(
         "miss_vs_docker_operator_ratio",
         "runs",
         "a miss vs a plain DockerOperator, same 1-second container writing 100 MB of outputs, local store",

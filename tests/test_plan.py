@@ -91,3 +91,18 @@ def test_cli_plan_and_explain(project, docker_client):
     assert out.returncode == 2 and "no successful execution with id 'nope'" in out.stderr
     out = _cli("plan", str(project / "valohai.yaml"), "nope")
     assert out.returncode == 2 and "no pipeline 'nope'" in out.stderr
+
+
+def test_plan_says_when_an_identical_execution_is_running_elsewhere(project, reuse_env):
+    from airflow_valohai_reuse.cache import ExecutionCache
+    from airflow_valohai_reuse.lease import Leases, owner_info
+
+    dag = build_dags(project / "valohai.yaml")["basic"]
+    (prepare, *_) = plan_dag(dag)
+    assert prepare.status == MISS and "running now" not in prepare.reason
+    leases = Leases(ExecutionCache(f"sqlite:///{reuse_env / 'cache.db'}").engine, seconds=60)
+    owner = owner_info(dag_id="basic", run_id="nightly", task_id="prepare", map_index=-1)
+    assert leases.acquire(prepare.fingerprint, "someone-else", owner) == (True, None)
+    (again, *_) = plan_dag(dag)
+    assert again.status == MISS
+    assert "an identical execution is running now in basic/nightly/prepare" in again.reason
