@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -197,6 +198,24 @@ class ExecutionCache:
             return conn.execute(query).rowcount
 
 
+def _save_digests(engine: Engine, pending: dict[str, tuple[FileStat, str]]) -> None:
+    """Replace the stat-cache rows of these paths, in one transaction."""
+    rows = [
+        {
+            "path": path,
+            "inode": stat.inode,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "ctime_ns": stat.ctime_ns,
+            "sha256": sha256,
+        }
+        for path, (stat, sha256) in pending.items()
+    ]
+    with engine.begin() as conn:
+        conn.execute(delete(file_digests).where(file_digests.c.path.in_(list(pending))))
+        conn.execute(insert(file_digests), rows)
+
+
 class BatchStatCache:
     """The stat cache for one node run: each folder's rows read in one query, new rows written in one."""
 
@@ -233,23 +252,7 @@ class BatchStatCache:
         """Write the new checksums in one transaction."""
         if not self.pending:
             return
-        paths = list(self.pending)
-        with self.cache.engine.begin() as conn:
-            conn.execute(delete(file_digests).where(file_digests.c.path.in_(paths)))
-            conn.execute(
-                insert(file_digests),
-                [
-                    {
-                        "path": path,
-                        "inode": stat.inode,
-                        "size": stat.size,
-                        "mtime_ns": stat.mtime_ns,
-                        "ctime_ns": stat.ctime_ns,
-                        "sha256": sha256,
-                    }
-                    for path, (stat, sha256) in self.pending.items()
-                ],
-            )
+        _save_digests(self.cache.engine, self.pending)
         self.pending.clear()
 
 
@@ -288,23 +291,8 @@ class DigestCache:
         """Write what was put in one transaction."""
         if not self.pending:
             return
-        rows = [
-            {
-                "path": path,
-                "inode": stat.inode,
-                "size": stat.size,
-                "mtime_ns": stat.mtime_ns,
-                "ctime_ns": stat.ctime_ns,
-                "sha256": sha256,
-            }
-            for path, (stat, sha256) in self.pending.items()
-        ]
-        try:
-            with self.cache.engine.begin() as conn:
-                conn.execute(delete(file_digests).where(file_digests.c.path.in_(list(self.pending))))
-                conn.execute(insert(file_digests), rows)
-        except SQLAlchemyError:
-            pass
+        with contextlib.suppress(SQLAlchemyError):
+            _save_digests(self.cache.engine, self.pending)
         self.pending.clear()
 
 

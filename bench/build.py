@@ -40,7 +40,7 @@ from bench.build_pipeline import (
     plain_tasks,
     write_valohai_yaml,
 )
-from bench.common import Options, alternate, bench_only
+from bench.common import Options, airflow_environment, alternate, bench_only
 
 DAG_FACTORY = "dag-factory==1.1.0"
 
@@ -50,18 +50,8 @@ def _environ(workdir: Path) -> None:
     loads; bytecode cached in the scratch folder, so a forked parse imports as a deployment does."""
     sys.pycache_prefix = str(workdir / "pycache")
     sys.dont_write_bytecode = False
-    home = workdir / "airflow-home"
-    (home / "dags").mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
-            "DO_NOT_TRACK": "1",
-        }
+    airflow_environment(
+        workdir / "airflow-home", AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY="False", DO_NOT_TRACK="1"
     )
 
 

@@ -34,11 +34,9 @@ class Options:
         return quick if self.quick else full
 
 
-def isolated_home() -> Path:
-    """A throwaway AIRFLOW_HOME with a migrated metadata DB; set before Airflow is imported."""
-    home = Path(tempfile.mkdtemp(prefix="vr-bench-home-"))
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    (home / "dags").mkdir()
+def airflow_environment(home: Path, **extra: str) -> None:
+    """Point Airflow and the package at ``home``; call before Airflow is imported."""
+    (home / "dags").mkdir(parents=True, exist_ok=True)
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -49,8 +47,16 @@ def isolated_home() -> Path:
             "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'cache.db'}",
             "AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE": (home / "artifacts").as_uri(),
             "AIRFLOW__VALOHAI_REUSE__WORK_DIR": str(home / "work"),
+            **extra,
         }
     )
+
+
+def isolated_home() -> Path:
+    """A throwaway AIRFLOW_HOME with a migrated metadata DB; set before Airflow is imported."""
+    home = Path(tempfile.mkdtemp(prefix="vr-bench-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    airflow_environment(home)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ
     )
