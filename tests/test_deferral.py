@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from workers import ROOT, wait_for_container
+from workers import ROOT, pause_first
 
 FLIGHT = Path(__file__).resolve().parent / "pipelines" / "flight"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -143,12 +143,11 @@ def test_waiting_node_defers_and_frees_its_worker_slot(deployment, docker_client
         lambda: {r[0] for r in deployment.query("select dag_id from dag")} >= {"flight", "other_work"},
     )
     since = time.time()
-    run_a = deployment.trigger("flight", {"seconds": 5})
-    started = wait_for_container(docker_client, since, {"io.valohai-reuse.run-id": run_a})
-    container = docker_client.containers.get(started["id"])
-    container.pause()  # A keeps its worker slot as long as the test wants
+    run_a = deployment.trigger("flight", {"seconds": 10})
+    container = pause_first(docker_client, since, {"io.valohai-reuse.run-id": run_a})
+    # A keeps its worker slot as long as the test wants
     try:
-        run_b = deployment.trigger("flight", {"seconds": 5})
+        run_b = deployment.trigger("flight", {"seconds": 10})
         deployment.wait("B deferred", lambda: deployment.state("flight", run_b, "slow") == "deferred")
         other = deployment.trigger("other_work")
         deployment.wait(

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from workers import Worker, container_events, kill_group, wait_for_container
+from workers import Worker, container_events, kill_group, pause_first, wait_for_container
 
 from airflow_valohai_reuse.cache import ExecutionCache
 
 FLIGHT = Path(__file__).resolve().parent / "pipelines" / "flight"
 LABEL = "io.valohai-reuse"
 WAITING = "an identical execution is running in"
+HOLD_S = 10  # long enough for the test to pause the container however loaded the machine is
 
 
 @pytest.fixture
@@ -67,10 +68,8 @@ def _task(dag_id: str, task_id: str) -> dict[str, str]:
 def test_eight_identical_runs_start_one_container_each_node(fleet, docker_client):
     workers = fleet(8)
     since = time.time()
-    runs = [worker.start(fleet.dag_id, {"seconds": 1}) for worker in workers]
-    first = wait_for_container(docker_client, since, _task(fleet.dag_id, "slow"))
-    container = docker_client.containers.get(first["id"])
-    container.pause()
+    runs = [worker.start(fleet.dag_id, {"seconds": HOLD_S}) for worker in workers]
+    container = pause_first(docker_client, since, _task(fleet.dag_id, "slow"))
     holders = [run for run in runs if "Starting docker container" in run.output()]
     assert len(holders) == 1
     for run in runs:
@@ -95,15 +94,14 @@ def test_eight_identical_runs_start_one_container_each_node(fleet, docker_client
 def test_lease_of_a_dead_worker_is_taken_over_after_it_expires(fleet, docker_client):
     dead, alive = fleet(2)
     since = time.time()
-    doomed = dead.start(fleet.dag_id, {"seconds": 1})
-    first = wait_for_container(docker_client, since, _task(fleet.dag_id, "slow"))
-    docker_client.containers.get(first["id"]).pause()
-    survivor = alive.start(fleet.dag_id, {"seconds": 1})
+    doomed = dead.start(fleet.dag_id, {"seconds": HOLD_S})
+    first = pause_first(docker_client, since, _task(fleet.dag_id, "slow"))
+    survivor = alive.start(fleet.dag_id, {"seconds": HOLD_S})
     survivor.wait_for(WAITING, timeout=120)
 
     kill_group(doomed)  # the worker dies; its host takes the container with it
     killed = time.time()
-    docker_client.containers.get(first["id"]).remove(force=True)
+    first.remove(force=True)
     taken = wait_for_container(docker_client, killed, _task(fleet.dag_id, "slow"), timeout=120)
     takeover_s = taken["timeNano"] / 1e9 - killed
     assert survivor.wait() == 0, survivor.output()[-3000:]

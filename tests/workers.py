@@ -146,5 +146,18 @@ def wait_for_container(
         found = [e for e in container_events(client, since, labels, event) if e["timeNano"] >= since * 1e9]
         if found:
             return found[0]
-        time.sleep(0.3)
+        time.sleep(0.1)
     raise AssertionError(f"no container {event} with labels {labels} in {timeout} s")
+
+
+def pause_first(client: Any, since: float, labels: dict[str, str]) -> Any:
+    """Pause the first container started with ``labels``, so that its node keeps running."""
+    from docker.errors import APIError
+
+    started = wait_for_container(client, since, labels)
+    try:
+        container = client.containers.get(started["id"])
+        container.pause()
+    except APIError as exc:
+        raise AssertionError(f"the container ended before it could be paused: {exc}") from exc
+    return container
