@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -13,17 +12,14 @@ from sqlalchemy import (
     Engine,
     and_,
     create_engine,
-    delete,
     event,
     insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.checksums import FileStat
-from airflow_valohai_reuse.schema import executions, file_digests, migrate
+from airflow_valohai_reuse.schema import executions, migrate
 
 SUCCEEDED = "succeeded"
 
@@ -114,7 +110,7 @@ def _live() -> Any:
 
 
 class ExecutionCache:
-    """Lookups and records of successful executions, plus the stat cache of local files."""
+    """Lookups and records of successful executions (the stat caches live in statcache.py)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -196,104 +192,6 @@ class ExecutionCache:
         )
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount
-
-
-def _save_digests(engine: Engine, pending: dict[str, tuple[FileStat, str]]) -> None:
-    """Replace the stat-cache rows of these paths, in one transaction."""
-    rows = [
-        {
-            "path": path,
-            "inode": stat.inode,
-            "size": stat.size,
-            "mtime_ns": stat.mtime_ns,
-            "ctime_ns": stat.ctime_ns,
-            "sha256": sha256,
-        }
-        for path, (stat, sha256) in pending.items()
-    ]
-    with engine.begin() as conn:
-        conn.execute(delete(file_digests).where(file_digests.c.path.in_(list(pending))))
-        conn.execute(insert(file_digests), rows)
-
-
-class BatchStatCache:
-    """The stat cache for one node run: each folder's rows read in one query, new rows written in one."""
-
-    def __init__(self, cache: ExecutionCache, folders: list[str]) -> None:
-        self.cache = cache
-        self.known: dict[str, tuple[tuple[int, int, int, int], str]] = {}
-        self.loaded: set[str] = set()
-        self.pending: dict[str, tuple[FileStat, str]] = {}
-        for folder in folders:
-            self._load(folder)
-
-    def _load(self, folder: str) -> None:
-        prefix = folder.rstrip("/") + "/"
-        if any(prefix.startswith(done) for done in self.loaded):
-            return
-        query = select(file_digests).where(file_digests.c.path.startswith(prefix, autoescape=True))
-        with self.cache.engine.connect() as conn:
-            for row in conn.execute(query):
-                self.known[row.path] = ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256)
-        self.loaded.add(prefix)
-
-    def get(self, path: str, stat: FileStat) -> str | None:
-        self._load(path.rsplit("/", 1)[0])
-        if path not in self.known:
-            return None
-        key, sha256 = self.known[path]
-        return sha256 if key == (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns) else None
-
-    def put(self, path: str, stat: FileStat, sha256: str) -> None:
-        self.pending[path] = (stat, sha256)
-        self.known[path] = ((stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns), sha256)
-
-    def flush(self) -> None:
-        """Write the new checksums in one transaction."""
-        if not self.pending:
-            return
-        _save_digests(self.cache.engine, self.pending)
-        self.pending.clear()
-
-
-class DigestCache:
-    """The stat cache for a few known paths (stored artifacts), one primary-key query each.
-
-    Errors are swallowed: without it a checksum is computed again, never trusted wrongly.
-    """
-
-    def __init__(self, cache: ExecutionCache) -> None:
-        self.cache = cache
-        self.known: dict[str, tuple[tuple[int, int, int, int], str] | None] = {}
-        self.pending: dict[str, tuple[FileStat, str]] = {}
-
-    def get(self, path: str, stat: FileStat) -> str | None:
-        if path not in self.known:
-            query = select(file_digests).where(file_digests.c.path == path)
-            try:
-                with self.cache.engine.connect() as conn:
-                    row = conn.execute(query).first()
-            except SQLAlchemyError:
-                return None
-            self.known[path] = (
-                ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256) if row else None
-            )
-        known = self.known[path]
-        if known is None or known[0] != (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns):
-            return None
-        return known[1]
-
-    def put(self, path: str, stat: FileStat, sha256: str) -> None:
-        self.known[path] = ((stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns), sha256)
-        self.pending[path] = (stat, sha256)
-
-    def flush(self) -> None:
-        """Write what was put in one transaction."""
-        if not self.pending:
-            return
-        with contextlib.suppress(SQLAlchemyError):
-            _save_digests(self.cache.engine, self.pending)
-        self.pending.clear()
 
 
 class NullCache:

@@ -14,8 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_valohai_reuse.cache import Execution, NullCache
 from airflow_valohai_reuse.codesnap import stage_code
-from airflow_valohai_reuse.fingerprint import Fingerprint
-from airflow_valohai_reuse.inputs import FileRef, fetch_deferred, temporary_dir
+from airflow_valohai_reuse.inputs import fetch_deferred, temporary_dir
 from airflow_valohai_reuse.lease import Flight, Leases, owner_info
 from airflow_valohai_reuse.manual import check_pins
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
@@ -191,17 +190,7 @@ class ReusableDockerOperator(DockerOperator):
     ) -> dict[str, Any] | None:
         stage_code(self.node.repository, resolved.code, work.repository)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
-        execution = self._run(
-            context,
-            resolved.fingerprint,
-            resolved.parameters,
-            resolved.inputs,
-            resolved.variables,
-            work,
-            store,
-            settings,
-        )
-        execution.metadata = {**details, "metadata": execution.metadata.get("metadata", {})}
+        execution = self._run(context, resolved, details, work, store, settings)
         try:
             cache.record(execution)
         except SQLAlchemyError as exc:
@@ -224,17 +213,16 @@ class ReusableDockerOperator(DockerOperator):
     def _run(
         self,
         context: Context,
-        fingerprint: Fingerprint,
-        parameters: dict[str, Any],
-        inputs: dict[str, list[FileRef]],
-        variables: dict[str, str],
+        resolved: Resolved,
+        details: dict[str, Any],
         work: WorkTree,
         store: ArtifactStore,
         settings: Settings,
     ) -> Execution:
         execution_id = str(uuid.uuid4())
         started = datetime.now(UTC)
-        work.write_config(parameters, inputs, self._execution_json(context, execution_id))
+        fingerprint, variables = resolved.fingerprint, resolved.variables
+        work.write_config(resolved.parameters, resolved.inputs, self._execution_json(context, execution_id))
         secret = {k: v for k, v in variables.items() if is_secret(k, settings.secret_env_patterns)}
         self.environment = {
             **{k: v for k, v in variables.items() if k not in secret},
@@ -249,7 +237,7 @@ class ReusableDockerOperator(DockerOperator):
             "io.valohai-reuse.task-id": self.task_id,
             "io.valohai-reuse.execution-id": execution_id,
         }
-        self.command = [render_script(self.node.step, parameters)]
+        self.command = [render_script(self.node.step, resolved.parameters)]
         clock = time.monotonic()
         lines = super().execute(context)
         duration = time.monotonic() - clock
@@ -261,7 +249,10 @@ class ReusableDockerOperator(DockerOperator):
             step=self.node.step.name,
             components=dict(fingerprint.components),
             outputs=outputs,
-            metadata={"metadata": parse_metadata(lines if isinstance(lines, list) else [lines or ""])},
+            metadata={
+                **details,
+                "metadata": parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
+            },
             pipeline=self.node.pipeline,
             node=self.node.node,
             dag_id=self.dag_id,

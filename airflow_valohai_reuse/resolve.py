@@ -14,13 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.cache import (
-    BatchStatCache,
-    DigestCache,
-    Execution,
-    ExecutionCache,
-    NullCache,
-)
+from airflow_valohai_reuse.cache import Execution, ExecutionCache, NullCache
 from airflow_valohai_reuse.checksums import NoStatCache, StatCache
 from airflow_valohai_reuse.codesnap import code_component, list_files
 from airflow_valohai_reuse.fingerprint import Fingerprint, describe, diff
@@ -28,6 +22,7 @@ from airflow_valohai_reuse.inputs import FileRef, default_refs, edge_refs, glob_
 from airflow_valohai_reuse.scope import scoped_files
 from airflow_valohai_reuse.settings import Settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec
+from airflow_valohai_reuse.statcache import BatchStatCache, DigestCache
 from airflow_valohai_reuse.stepdef import (
     environment_component,
     environment_values,
@@ -180,8 +175,7 @@ def resolve(
     files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
     code = code_component(node.repository, files, stat_cache, node.code_scope.mode.value)
     inputs = stage_inputs(node, upstream, inputs_dir, store, stat_cache, settings.aws_conn_id)
-    if isinstance(stat_cache, BatchStatCache):
-        stat_cache.flush()
+    stat_cache.flush()
     fingerprint = Fingerprint(
         {
             "step": step_component(step),

@@ -106,9 +106,9 @@ def _track_all(root: Path) -> None:
 
 def _fingerprint_code(root: Path, cache: object) -> dict:
     """The ``code`` component as ``resolve.resolve`` computes it for ``code-scope: repository``."""
-    from airflow_valohai_reuse.cache import BatchStatCache
     from airflow_valohai_reuse.codesnap import code_component, list_files
     from airflow_valohai_reuse.resolve import _stat_cache
+    from airflow_valohai_reuse.statcache import BatchStatCache
 
     stat_cache = _stat_cache(cache, root)
     assert isinstance(stat_cache, BatchStatCache)
