@@ -18,19 +18,26 @@ from airflow_valohai_reuse.settings import load_settings
 FINISHED, FREE, ERROR = "finished", "free", "error"
 
 
-def check(fingerprint: str) -> dict[str, Any]:
+def check(fingerprint: str, cache_url: str) -> dict[str, Any]:
     """One look at the cache: has the execution been recorded, or has its lease ended?"""
     try:
-        settings = load_settings()
-        cache = ExecutionCache(settings.sql_alchemy_conn)
+        cache = ExecutionCache(cache_url)
         entry = cache.lookup(fingerprint)
         if entry is not None:
             return {"state": FINISHED, "execution": entry.id}
-        if Leases(cache.engine, settings.lease_seconds).current(fingerprint) is None:
+        if Leases(cache.engine, seconds=0).current(fingerprint) is None:
             return {"state": FREE}
-    except (SQLAlchemyError, ConfigError) as exc:
+    except SQLAlchemyError as exc:
         return {"state": ERROR, "error": str(exc).splitlines()[0]}
     return {"state": "running"}
+
+
+def _cache_url() -> str | dict[str, Any]:
+    """The cache database's URL (its connection is looked up once per wait), or an error event."""
+    try:
+        return load_settings().sql_alchemy_conn
+    except ConfigError as exc:
+        return {"state": ERROR, "error": str(exc)}
 
 
 class ExecutionDoneTrigger(BaseTrigger):
@@ -48,8 +55,12 @@ class ExecutionDoneTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        url = await asyncio.to_thread(_cache_url)
+        if isinstance(url, dict):
+            yield TriggerEvent({"fingerprint": self.fingerprint, **url})
+            return
         while True:
-            found = await asyncio.to_thread(check, self.fingerprint)
+            found = await asyncio.to_thread(check, self.fingerprint, url)
             if found["state"] != "running":
                 yield TriggerEvent({"fingerprint": self.fingerprint, **found})
                 return
