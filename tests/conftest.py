@@ -31,12 +31,24 @@ os.environ.update(
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "valohai-yaml"
 IMAGE = "valohai-reuse-example:busybox"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+#: fixtures that need Docker, PostgreSQL or a server: a test asking for one is slow
+SLOW_FIXTURES = {"docker_client", "postgres_url", "s3"}
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark slow what needs Docker or a server even where its module forgot to, before ``-m`` selects."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The throwaway metadata database, migrated once, when the first test that runs Airflow needs it
+    (``-m "not slow"`` never does, so the fast subset skips the migration)."""
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True,
@@ -45,8 +57,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _airflow_db_for_slow_tests(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("slow") is not None:
+        request.getfixturevalue("airflow_db")
+
+
 @pytest.fixture(scope="session")
-def docker_client():
+def docker_client(airflow_db):
     import docker
 
     client = docker.from_env()

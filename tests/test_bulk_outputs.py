@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from workers import Worker
+
+pytestmark = pytest.mark.slow
 
 BULK = Path(__file__).resolve().parent / "pipelines" / "bulk"
 MB = 1 << 20

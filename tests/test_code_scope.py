@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from harness import copy_project, run
 from valohai_yaml import parse
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.scope import CodeScope, ScopeMode, scoped_files
+
+pytestmark = pytest.mark.slow
 
 SCOPED = Path(__file__).resolve().parent / "pipelines" / "scoped"
 

@@ -7,9 +7,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from workers import Worker, container_events
 
 from airflow_valohai_reuse.cache import ExecutionCache
+
+pytestmark = pytest.mark.slow
 
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
 KEY = "valohai_execution"

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from workers import ROOT, pause_first
 
+pytestmark = pytest.mark.slow
+
 FLIGHT = Path(__file__).resolve().parent / "pipelines" / "flight"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 OTHER_DAG = """

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+pytestmark = pytest.mark.usefixtures("airflow_db")  # DagBag.get_dag reads the metadata database
+
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
 

@@ -9,6 +9,8 @@ from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
 
+pytestmark = pytest.mark.slow
+
 HOSTILE = Path(__file__).resolve().parent / "pipelines" / "hostile"
 NASTY = (
     "a; touch /valohai/outputs/p1 $(touch /valohai/outputs/p2) `touch /valohai/outputs/p3` "

@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, text
 
 from airflow_valohai_reuse import build_dags
 
+pytestmark = pytest.mark.slow
+
 MISC = Path(__file__).resolve().parent / "pipelines" / "misc"
 
 

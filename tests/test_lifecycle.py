@@ -18,6 +18,8 @@ from airflow_valohai_reuse.cache import ExecutionCache
 from airflow_valohai_reuse.lease import Leases
 from airflow_valohai_reuse.schema import SCHEMA_VERSION
 
+pytestmark = pytest.mark.slow
+
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
 
 # The version 1 schema exactly as it was released, to test the upgrade.

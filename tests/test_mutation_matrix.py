@@ -14,6 +14,8 @@ from harness import run
 
 from airflow_valohai_reuse import build_dags
 
+pytestmark = pytest.mark.slow
+
 MATRIX = Path(__file__).resolve().parent / "pipelines" / "matrix"
 TAG = "valohai-reuse-matrix:latest"
 

@@ -14,6 +14,8 @@ from harness import copy_project, run
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.plan import HIT, MISS, UNKNOWN, plan_dag
 
+pytestmark = pytest.mark.slow
+
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic"
 
 

@@ -8,10 +8,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.plan import MISS, plan_dag
+
+pytestmark = pytest.mark.slow
 
 S3_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "s3"
 

@@ -18,6 +18,8 @@ from workers import Worker, container_events, kill_group, pause_first, wait_for_
 
 from airflow_valohai_reuse.cache import ExecutionCache
 
+pytestmark = pytest.mark.slow
+
 FLIGHT = Path(__file__).resolve().parent / "pipelines" / "flight"
 LABEL = "io.valohai-reuse"
 WAITING = "an identical execution is running in"

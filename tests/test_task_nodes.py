@@ -12,6 +12,8 @@ from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.variants import VariantError, axis_values, grid, merge_executions
 
+pytestmark = pytest.mark.slow
+
 SWEEP = Path(__file__).resolve().parent / "pipelines" / "sweep"
 
 
