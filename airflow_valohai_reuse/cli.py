@@ -41,11 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     invalidate.add_argument("--reason", required=True, help="why; kept with the entry")
     invalidate.add_argument("--by", default=None, help="who (default: the current user)")
     gc = commands.add_parser(
-        "gc", help="invalidate entries whose outputs are gone; delete unreferenced artifacts"
+        "gc",
+        help="invalidate entries whose outputs are gone; delete unreferenced artifacts, ended node "
+        "containers and unused work folders",
     )
     gc.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     gc.add_argument(
-        "--min-age", type=float, default=3600.0, help="keep artifacts younger than this (seconds)"
+        "--min-age",
+        type=float,
+        default=3600.0,
+        help="keep artifacts, containers and work folders younger than this (seconds)",
     )
     return parser
 
@@ -115,7 +120,40 @@ def _gc(args: argparse.Namespace) -> int:
     )
     if report.stale_leases:
         print(f"removed {report.stale_leases} lease(s) left by workers that died", file=_out)
+    _gc_orphans(settings, args)
     return 0
+
+
+def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
+    """What dead workers leave besides leases: their containers and work folders."""
+    from airflow_valohai_reuse.orphans import sweep
+
+    found = sweep(
+        settings.docker_url,
+        settings.work_dir,
+        dry_run=args.dry_run,
+        min_age_s=args.min_age,
+        keep_work_dirs=settings.keep_work_dirs,
+    )
+    if found.unreachable:
+        print(
+            f"could not reach the Docker daemon ({found.unreachable}); left containers and work "
+            "folders as they are",
+            file=_out,
+        )
+        return
+    verb = "would" if args.dry_run else "did"
+    print(f"{verb} remove {len(found.containers)} node container(s) that ended or never started", file=_out)
+    for container in found.containers:
+        print(f"  {container}", file=_out)
+    if found.work_dirs_kept:
+        print("kept every work folder: keep_work_dirs is set", file=_out)
+    else:
+        print(f"{verb} remove {len(found.work_dirs)} work folder(s) no container uses", file=_out)
+    for folder in found.work_dirs:
+        print(f"  {folder}", file=_out)
+    for failure in found.failures:
+        print(f"could not remove {failure}", file=_out)
 
 
 def _plan(args: argparse.Namespace) -> int:
