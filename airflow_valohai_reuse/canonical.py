@@ -39,5 +39,9 @@ def canonical_json(value: Any, *, path: str = "$") -> str:
 
 
 def digest(value: Any, *, path: str = "$") -> str:
-    """sha256 hex digest of the canonical encoding of ``value``."""
-    return hashlib.sha256(canonical_json(value, path=path).encode("utf-8")).hexdigest()
+    """sha256 hex digest of the canonical encoding of ``value``.
+
+    File names that are not valid UTF-8 reach here as lone surrogates (``os`` decodes them with
+    ``surrogateescape``); ``surrogatepass`` encodes them injectively, and valid text as UTF-8.
+    """
+    return hashlib.sha256(canonical_json(value, path=path).encode("utf-8", "surrogatepass")).hexdigest()

@@ -23,7 +23,10 @@ class FileStat:
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> FileStat:
-        st = os.stat(path)
+        return cls.from_stat(os.stat(path))
+
+    @classmethod
+    def from_stat(cls, st: os.stat_result) -> FileStat:
         return cls(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -62,23 +65,40 @@ def cached_sha256(
 
     ``resolved``: the path is already absolute and free of links (saves a realpath per file).
     """
+    value, stat = cached_digest(path, cache, resolved=resolved)
+    return value, stat.st_size
+
+
+def cached_digest(
+    path: str | os.PathLike[str], cache: StatCache, *, resolved: bool = False
+) -> tuple[str, os.stat_result]:
+    """(sha256, the stat it belongs to): the mode and size come with the checksum, one stat call."""
     key = str(path) if resolved else str(Path(path).resolve())
-    before = FileStat.of(key)
+    raw = os.stat(key)
+    before = FileStat.from_stat(raw)
     known = cache.get(key, before)
     if known is not None:
-        return known, before.size
+        return known, raw
     value = sha256_file(key)
     # A file written while it was read must not be cached under its old stat.
     if FileStat.of(key) == before:
         cache.put(key, before, value)
-    return value, before.size
+    return value, raw
 
 
-def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` in one pass and return the checksum of the bytes written."""
+def copy_and_hash(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], mode: int | None = None
+) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` in one pass and return the checksum of the bytes written.
+
+    ``mode``: the permission bits ``dst`` gets (``src``'s when not given).
+    """
     with open(src, "rb") as reader:
         result = stream_and_hash(reader, dst)
-    shutil.copymode(src, dst)
+    if mode is None:
+        shutil.copymode(src, dst)
+    else:
+        os.chmod(dst, mode)
     return result
 
 

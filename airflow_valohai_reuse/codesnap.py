@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.checksums import StatCache, cached_sha256, copy_and_hash
+from airflow_valohai_reuse.checksums import StatCache, cached_digest, copy_and_hash
 from airflow_valohai_reuse.errors import ValohaiReuseError
 
 _SKIP_DIRS = {".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -55,20 +55,27 @@ def _regular(path: str) -> bool:
 def code_component(
     repository: Path, files: list[str], stat_cache: StatCache, scope: str = "repository"
 ) -> dict[str, Any]:
-    """The ``code`` fingerprint component: each file's sha256 (unchanged files are not re-read)."""
+    """The ``code`` fingerprint component: each file's sha256 (unchanged files are not re-read),
+    and which files are executable, the one mode bit git records (100755 or 100644)."""
     root = str(repository.resolve())
-    return {
-        "scope": scope,
-        "files": {name: cached_sha256(f"{root}/{name}", stat_cache, resolved=True)[0] for name in files},
-    }
+    digests: dict[str, str] = {}
+    executable: dict[str, bool] = {}
+    for name in files:
+        digests[name], stat_ = cached_digest(f"{root}/{name}", stat_cache, resolved=True)
+        if stat_.st_mode & stat.S_IXUSR:  # as git decides 100755
+            executable[name] = True
+    return {"scope": scope, "files": digests, "executable": executable}
 
 
 def stage_code(repository: Path, component: dict[str, Any], target: Path) -> None:
-    """Copy exactly the fingerprinted files; a file that changed since is an error, never a silent run."""
+    """Copy exactly the fingerprinted files with the fingerprinted mode; a file that changed since
+    is an error, never a silent run."""
+    executable = component.get("executable", {})
     for name, expected in component["files"].items():
         dst = target / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        actual, _size = copy_and_hash(repository / name, dst)
+        mode = 0o755 if executable.get(name) else 0o644
+        actual, _size = copy_and_hash(repository / name, dst, mode)
         if actual != expected:
             raise CodeChangedError(
                 f"{name} changed while the node was being prepared (sha256 {expected[:8]}… → "

@@ -40,3 +40,7 @@ class ManualReuseError(ValohaiReuseError):
 
 class StoreError(ValohaiReuseError):
     """The artifact store cannot keep or give back an output."""
+
+
+class OutputError(ValohaiReuseError):
+    """A node's outputs cannot be recorded and published as they are; nothing was recorded."""

@@ -128,6 +128,7 @@ def _node_spec(a: Analysis, name: str) -> NodeSpec:
         append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
         code_scope=a.project.scope_for(a.steps[name].name),
         ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),
+        fingerprint_secrets=a.project.step_secrets.get(a.steps[name].name, ()),
         variants_from=spread,
     )
 

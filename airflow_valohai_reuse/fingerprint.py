@@ -12,7 +12,9 @@ from typing import Any
 from airflow_valohai_reuse.canonical import digest
 
 #: Bump when the meaning of a component changes; old cache rows then stop matching on purpose.
-FINGERPRINT_VERSION = 1
+#: 2: the code component records executable files; the step records parameter order where a
+#: command's ``{parameters}`` depends on it; secret parameters are kept as salted hashes.
+FINGERPRINT_VERSION = 2
 
 COMPONENTS = ("step", "code", "parameters", "inputs", "image", "environment")
 
@@ -83,22 +85,30 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+_NOUNS = {
+    "parameters": "parameter",
+    "inputs": "input",
+    "code": "code",
+    "image": "image",
+    "environment": "environment",
+    "step": "step",
+}
+
+
+def _where(change: Change) -> str:
+    if change.component == "code" and change.path[:1] == ("files",):
+        return "/".join(change.path[1:])
+    if change.component == "inputs":
+        return "/".join(part for part in change.path if part != "sha256")
+    return "/".join(change.path)
+
+
 def describe_change(change: Change) -> str:
     """One change in words, e.g. ``parameter epochs 3 → 4``."""
-    where = "/".join(change.path)
-    noun = {
-        "parameters": "parameter",
-        "inputs": "input",
-        "code": "code",
-        "image": "image",
-        "environment": "environment",
-        "step": "step",
-    }[change.component]
-    if change.component == "code" and change.path[:1] == ("files",):
-        where = "/".join(change.path[1:])
-    if change.component == "inputs":
-        where = "/".join(part for part in change.path if part != "sha256")
-    subject = f"{noun} {where}".rstrip()
+    if change.component == "code" and change.path[:1] == ("executable",):
+        became = "became executable" if change.kind == "added" else "is no longer executable"
+        return f"code {'/'.join(change.path[1:])} {became}"
+    subject = f"{_NOUNS[change.component]} {_where(change)}".rstrip()
     if change.kind == "added":
         return f"{subject} added ({_short(change.new)})"
     if change.kind == "removed":

@@ -19,7 +19,7 @@ from valohai_yaml.objs.input import KeepDirectories
 
 from airflow_valohai_reuse.checksums import StatCache, cached_sha256, stream_and_hash
 from airflow_valohai_reuse.errors import InputError
-from airflow_valohai_reuse.stores import ArtifactStore, file_uri_path, link_or_copy
+from airflow_valohai_reuse.stores import file_uri_path
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class FileRef:
     size: int | None = None
     #: fetched only when the node runs (an object store input, identified by its stored checksum)
     deferred: bool = False
+    #: already in the node's input folder (downloaded to be hashed)
+    placed: bool = False
 
     @property
     def identity(self) -> dict[str, str | None]:
@@ -39,6 +41,9 @@ class FileRef:
         if self.sha256 and self.sha256.startswith("etag:"):
             return {"etag": self.sha256.removeprefix("etag:")}
         return {"sha256": self.sha256}
+
+    def renamed(self, name: str) -> FileRef:
+        return FileRef(name, self.uri, self.sha256, self.size, self.deferred, self.placed)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "uri": self.uri, "checksum": self.sha256, "size": self.size}
@@ -114,32 +119,28 @@ def glob_match(name: str, pattern: str) -> bool:
 
 def apply_filename(spec: Input, refs: list[FileRef]) -> list[FileRef]:
     if spec.filename and len(refs) == 1:
-        return [FileRef(spec.filename, refs[0].uri, refs[0].sha256, refs[0].size)]
+        return [refs[0].renamed(spec.filename)]
     return refs
 
 
-def stage_file(
+def identify_file(
     input_name: str,
     ref: FileRef,
     folder: Path,
-    stores: Mapping[str, ArtifactStore],
     stat_cache: StatCache,
     conn_id: str = "aws_default",
 ) -> FileRef:
-    """Put one file in place under ``folder`` and return it with its checksum and size."""
+    """One file's name and checksum, for the fingerprint; nothing is placed for the container yet.
+
+    Local files are hashed where they are (an unchanged file costs a stat), object-store files are
+    asked for their stored checksum; only http(s) files are downloaded (into ``folder``) to be hashed.
+    """
     name = safe_name(input_name, ref.name)
-    dst = folder / name
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()  # Valohai semantics: a later file of the same name wins
+    if ref.sha256 is not None:  # an upstream output or input: its recorded checksum
+        return FileRef(name, ref.uri, ref.sha256, ref.size)
     scheme = urlparse(ref.uri).scheme
-    if scheme in stores and ref.sha256 is not None:
-        stores[scheme].get(ref.uri, dst)
-        return ref
     if scheme == "file":
-        src = file_uri_path(ref.uri)
-        sha256, size = cached_sha256(src, stat_cache)
-        link_or_copy(src, dst)
+        sha256, size = cached_sha256(file_uri_path(ref.uri), stat_cache)
         return FileRef(name, ref.uri, sha256, size)
     if scheme == "s3":
         from airflow_valohai_reuse.s3 import remote_checksum
@@ -147,48 +148,35 @@ def stage_file(
         checksum, size, _strength = remote_checksum(conn_id, ref.uri, input_name)
         return FileRef(name, ref.uri, checksum, size, deferred=True)
     if scheme in ("http", "https"):
+        dst = folder / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(ref.uri, timeout=60) as response:
             sha256, size = stream_and_hash(response, dst)
-        return FileRef(name, ref.uri, sha256, size)
+        return FileRef(name, ref.uri, sha256, size, placed=True)
     raise InputError(input_name, f"cannot fetch {ref.uri!r}")
 
 
-def stage_input(
+def identify_input(
     spec: Input,
     refs: list[FileRef],
     inputs_dir: Path,
-    stores: Mapping[str, ArtifactStore],
     stat_cache: StatCache,
     conn_id: str = "aws_default",
 ) -> list[FileRef]:
+    """The files one input receives, by name, with their checksums."""
     folder = inputs_dir / spec.name
-    folder.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, FileRef] = {}
+    identified: dict[str, FileRef] = {}
     for ref in apply_filename(spec, refs):
-        item = stage_file(spec.name, ref, folder, stores, stat_cache, conn_id)
-        staged[item.name] = item
-    if not staged and not spec.optional:
+        item = identify_file(spec.name, ref, folder, stat_cache, conn_id)
+        identified.pop(item.name, None)  # Valohai semantics: a later file of the same name wins
+        identified[item.name] = item
+    if not identified and not spec.optional:
         raise InputError(
             spec.name, "has no files: give it a default URI, wire an edge to it, or mark it optional"
         )
-    return [staged[name] for name in sorted(staged)]
+    return [identified[name] for name in sorted(identified)]
 
 
 def temporary_dir(parent: Path, prefix: str) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-
-
-def fetch_deferred(inputs: Mapping[str, list[FileRef]], inputs_dir: Path, conn_id: str) -> None:
-    """Download the object-store inputs of a node that runs, checking them against their checksum."""
-    from airflow_valohai_reuse.checksums import sha256_file
-    from airflow_valohai_reuse.s3 import download
-
-    for name, refs in inputs.items():
-        for ref in refs:
-            if not ref.deferred:
-                continue
-            dst = inputs_dir / name / ref.name
-            download(conn_id, ref.uri, dst)
-            if "sha256" in ref.identity and sha256_file(dst) != ref.sha256:
-                raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")

@@ -141,6 +141,10 @@ def _held(row: Any) -> Held:
     )
 
 
+#: how long leaving a flight waits for a renewal in progress
+_HEARTBEAT_JOIN_S = 1.0
+
+
 class Flight:
     """The holder's side: a heartbeat thread while inside ``with``, and the release on the way out.
 
@@ -152,12 +156,19 @@ class Flight:
         self.fingerprint = fingerprint
         self.holder = str(uuid.uuid4())
         self.log = logger
+        #: the expired lease this flight took over: its holder's container may still be running
+        self.taken_over: Held | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
     def unguarded(cls, fingerprint: str) -> Flight:
         return cls(None, fingerprint)
+
+    @property
+    def lease_holder(self) -> str:
+        """The holder that labels this flight's container; empty when no lease guards it."""
+        return self.holder if self.leases is not None else ""
 
     def claim(self, owner: dict[str, Any]) -> Held | None:
         """Take the lease, or return the live lease someone else holds. Database errors: run unguarded."""
@@ -172,6 +183,7 @@ class Flight:
         if not ours:
             return previous
         if previous is not None:
+            self.taken_over = previous
             late = (_now() - previous.expires_at).total_seconds()
             self.log.warning(
                 "taking over the lease of %s: not renewed for %.1f s past its expiry (worker gone?)",
@@ -188,13 +200,20 @@ class Flight:
 
     def _beat(self) -> None:
         assert self.leases is not None
+        failing = False
         while not self._stop.wait(self.leases.seconds / 3):
             try:
-                if not self.leases.renew(self.fingerprint, self.holder):
-                    self.log.warning("lost the lease on %s to another worker", self.fingerprint[:12])
-                    return
+                renewed = self.leases.renew(self.fingerprint, self.holder)
             except SQLAlchemyError as exc:
-                self.log.warning("could not renew the lease on %s (%s)", self.fingerprint[:12], exc)
+                if not failing:  # one warning per outage, not one per beat while it lasts
+                    self.log.warning("could not renew the lease on %s (%s)", self.fingerprint[:12], exc)
+                failing = True
+                continue
+            if not renewed:
+                if not self._stop.is_set():  # after the stop, release() may simply have come first
+                    self.log.warning("lost the lease on %s to another worker", self.fingerprint[:12])
+                return
+            failing = False
 
     def __exit__(
         self,
@@ -204,7 +223,9 @@ class Flight:
     ) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            # a renewal in progress takes milliseconds; on an unresponsive database it would hold the
+            # task for the cache timeout, for a lease release() deletes (or lets expire) anyway
+            self._thread.join(_HEARTBEAT_JOIN_S)
         if self.leases is not None:
             try:
                 self.leases.release(self.fingerprint, self.holder)

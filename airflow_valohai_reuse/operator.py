@@ -14,13 +14,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_valohai_reuse.cache import Execution, NullCache
 from airflow_valohai_reuse.codesnap import stage_code
-from airflow_valohai_reuse.inputs import fetch_deferred, temporary_dir
+from airflow_valohai_reuse.errors import OutputError
+from airflow_valohai_reuse.inputs import temporary_dir
 from airflow_valohai_reuse.lease import Flight, Leases, owner_info
 from airflow_valohai_reuse.manual import check_pins
+from airflow_valohai_reuse.orphans import stop_orphans
 from airflow_valohai_reuse.outputs import collect_outputs, parse_metadata
 from airflow_valohai_reuse.resolve import (
     Cache,
     Resolved,
+    check_publishable,
     find_reusable,
     merge_upstream,
     miss_reason,
@@ -33,6 +36,7 @@ from airflow_valohai_reuse.resolve import (
 from airflow_valohai_reuse.runtime import WorkTree, container_environment
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.spec import NodeSpec, PipelineSpec
+from airflow_valohai_reuse.staging import changed_inputs, fetch_deferred, place_inputs, stamp_inputs
 from airflow_valohai_reuse.stepdef import is_secret, render_script
 from airflow_valohai_reuse.stores import ArtifactStore, open_store
 
@@ -88,6 +92,7 @@ class ReusableDockerOperator(DockerOperator):
             t: merge_upstream(t, ti.xcom_pull(task_ids=t, key=XCOM_KEY)) for t in upstream_tasks(self.node)
         }
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
+        keep = settings.keep_work_dirs
         try:
             store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
             resolved = resolve(
@@ -96,7 +101,6 @@ class ReusableDockerOperator(DockerOperator):
                 variant=self.variant,
                 upstream=upstream,
                 inputs_dir=work.inputs,
-                store=store,
                 cache=cache,
                 settings=settings,
                 image_id=self._image_id(),
@@ -105,8 +109,11 @@ class ReusableDockerOperator(DockerOperator):
             return self._decide(
                 context, settings, cache, store, resolved, work, bool(params["reuse_executions"])
             )
+        except OutputError:
+            keep = True  # the outputs of a run that cannot be recorded stay for the user to rescue
+            raise
         finally:
-            if not settings.keep_work_dirs:
+            if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 
     def _decide(
@@ -143,7 +150,11 @@ class ReusableDockerOperator(DockerOperator):
                 trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
                 method_name="resume_after_wait",
             )
+        self._lease_holder = flight.lease_holder
         with flight:
+            if flight.taken_over is not None:
+                # the dead holder's container may still run here: stop it before ours starts
+                stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
             # it may have been recorded between the lookup and the claim
             hit = find_reusable(cache, store, resolved.fingerprint, self.log)
             if hit is not None:
@@ -189,15 +200,30 @@ class ReusableDockerOperator(DockerOperator):
         details: dict[str, Any],
     ) -> dict[str, Any] | None:
         stage_code(self.node.repository, resolved.code, work.repository)
+        place_inputs(resolved.inputs, work.inputs, store)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
+        stamps = stamp_inputs(work.inputs)
         execution = self._run(context, resolved, details, work, store, settings)
+        value = publication(execution, reused=False, details=execution.metadata, node=self.node.node)
+        check_publishable(value)
+        self._record(cache, execution, changed_inputs(work.inputs, stamps))
+        return self._publish(context, execution, reused=False, details=execution.metadata)
+
+    def _record(self, cache: Cache, execution: Execution, changed_inputs: list[str]) -> None:
+        if changed_inputs:
+            self.log.warning(
+                "input files were written while the container ran (%s): its outputs may come from other "
+                "bytes than the fingerprint says, so execution %s is published but not recorded for reuse",
+                ", ".join(changed_inputs),
+                execution.id,
+            )
+            return
         try:
             cache.record(execution)
         except SQLAlchemyError as exc:
             self.log.warning(
                 "could not record execution %s in the cache (%s); outputs are kept", execution.id, exc
             )
-        return self._publish(context, execution, reused=False, details=execution.metadata)
 
     def _image_id(self) -> str:
         from docker.errors import ImageNotFound
@@ -229,6 +255,7 @@ class ReusableDockerOperator(DockerOperator):
             **container_environment(execution_id),
         }
         self._private_environment = {**getattr(self, "_private_environment", {}), **secret}
+        _mask_secrets(secret, resolved.parameters, settings.secret_env_patterns)
         self.mounts = [*work.mounts()]
         self.labels = {
             **(self.labels if isinstance(self.labels, dict) else {}),
@@ -236,6 +263,9 @@ class ReusableDockerOperator(DockerOperator):
             "io.valohai-reuse.run-id": context["run_id"],
             "io.valohai-reuse.task-id": self.task_id,
             "io.valohai-reuse.execution-id": execution_id,
+            # what a takeover looks for to stop a dead worker's container (orphans.py)
+            "io.valohai-reuse.fingerprint": fingerprint.digest,
+            "io.valohai-reuse.lease-holder": getattr(self, "_lease_holder", ""),
         }
         self.command = [render_script(self.node.step, resolved.parameters)]
         clock = time.monotonic()
@@ -293,3 +323,17 @@ class ReusableDockerOperator(DockerOperator):
         # The same value as the return value would cost a second XCom write per node; Airflow
         # needs one only where a task node maps over this node's output.
         return value if next(self.iter_mapped_dependants(), None) is not None else None
+
+
+def _mask_secrets(
+    variables: Mapping[str, str], parameters: Mapping[str, Any], patterns: tuple[str, ...]
+) -> None:
+    """Have Airflow's log redaction hide secret values the container might print."""
+    from airflow.sdk.log import mask_secret
+
+    # No name given: the value is masked whatever Airflow's own list of sensitive names says.
+    for value in variables.values():
+        mask_secret(value)
+    for name, value in parameters.items():
+        if is_secret(name, patterns):
+            mask_secret(value)

@@ -10,13 +10,37 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.checksums import sha256_file
+from airflow_valohai_reuse.errors import OutputError
 from airflow_valohai_reuse.stores import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 
+def unpublishable_names(outputs_dir: Path) -> list[str]:
+    """Output paths that are not valid UTF-8, shown with their bytes escaped.
+
+    Such a name cannot travel in an XCom (JSON text) nor be recreated as a file name downstream,
+    so these outputs are refused before anything is stored or recorded.
+    """
+    bad: list[str] = []
+    for root, dirs, files in os.walk(outputs_dir, followlinks=False):
+        for name in (*dirs, *files):
+            relative = os.path.relpath(os.path.join(root, name), outputs_dir)
+            try:
+                relative.encode("utf-8")
+            except UnicodeEncodeError:
+                bad.append(os.fsencode(relative).decode("utf-8", "backslashreplace"))
+    return sorted(bad)
+
+
 def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, Any]]:
     """Store every regular file under ``outputs_dir``; links are never followed nor stored."""
+    bad = unpublishable_names(outputs_dir)
+    if bad:
+        raise OutputError(
+            f"output names that are not valid UTF-8: {', '.join(bad)}; rename them in the step "
+            f"(nothing was recorded; the outputs are kept in {outputs_dir})"
+        )
     collected: list[dict[str, Any]] = []
     for root, dirs, files in os.walk(outputs_dir, followlinks=False):
         dirs.sort()

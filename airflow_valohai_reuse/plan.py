@@ -107,7 +107,6 @@ def _plan_one(
             variant=variant,
             upstream=upstream,
             inputs_dir=folder,
-            store=ctx.store,
             cache=ctx.cache,
             settings=ctx.settings,
             image_id=_docker_image_id(node.step.image, ctx.settings),

@@ -12,6 +12,8 @@ steps:
     ttl: 2d
   report:
     code-scope: repository
+  sign:
+    fingerprint-secrets: [SIGNING_KEY]        # its output depends on this secret's value
 ```
 """
 
@@ -29,6 +31,7 @@ from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.scope import CodeScope, ScopeMode
 
 FILENAME = "valohai-reuse.yaml"
+_STEP_KEYS = {"code-scope", "include", "ttl", "fingerprint-secrets"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ProjectConfig:
     default_ttl: timedelta | None = None
     pipeline_ttls: dict[str, timedelta] = field(default_factory=dict)
     step_ttls: dict[str, timedelta] = field(default_factory=dict)
+    step_secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def scope_for(self, step: str) -> CodeScope:
         return self.step_scopes.get(step, self.default_scope)
@@ -58,6 +62,13 @@ def _mode(path: Path, where: str, value: Any) -> ScopeMode:
 def _include(path: Path, where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise PipelineFileError(str(path), f"include must be a list of glob strings, got {value!r}", where)
+    return tuple(value)
+
+
+def _names(path: Path, where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        problem = f"fingerprint-secrets must be a list of environment variable names, got {value!r}"
+        raise PipelineFileError(str(path), problem, where)
     return tuple(value)
 
 
@@ -100,12 +111,14 @@ def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> Proje
     default = CodeScope(_mode(path, "code-scope", data.get("code-scope", base_mode.value)))
     steps: dict[str, CodeScope] = {}
     step_ttls: dict[str, timedelta] = {}
+    step_secrets: dict[str, tuple[str, ...]] = {}
     for name, item in (data.get("steps") or {}).items():
         where = f"steps/{name}"
-        if not isinstance(item, dict) or set(item) - {"code-scope", "include", "ttl"}:
-            raise PipelineFileError(
-                str(path), "expected a mapping with only code-scope, include and ttl", where
-            )
+        if not isinstance(item, dict) or set(item) - _STEP_KEYS:
+            keys = "code-scope, include, ttl and fingerprint-secrets"
+            raise PipelineFileError(str(path), f"expected a mapping with only {keys}", where)
+        if "fingerprint-secrets" in item:
+            step_secrets[name] = _names(path, f"{where}/fingerprint-secrets", item["fingerprint-secrets"])
         mode = _mode(path, f"{where}/code-scope", item.get("code-scope", default.mode.value))
         steps[name] = CodeScope(mode, _include(path, f"{where}/include", item.get("include", [])))
         if (ttl := _ttl(path, f"{where}/ttl", item.get("ttl"))) is not None:
@@ -116,4 +129,5 @@ def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> Proje
         _ttl(path, "ttl", data.get("ttl")),
         _pipeline_ttls(path, data.get("pipelines")),
         step_ttls,
+        step_secrets,
     )

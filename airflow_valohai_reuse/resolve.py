@@ -6,6 +6,7 @@ run decides with.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_valohai_reuse.cache import Execution, ExecutionCache, NullCache
 from airflow_valohai_reuse.checksums import NoStatCache, StatCache
 from airflow_valohai_reuse.codesnap import code_component, list_files
+from airflow_valohai_reuse.errors import OutputError
 from airflow_valohai_reuse.fingerprint import Fingerprint, describe, diff
-from airflow_valohai_reuse.inputs import FileRef, default_refs, edge_refs, glob_match, stage_input
+from airflow_valohai_reuse.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
 from airflow_valohai_reuse.scope import scoped_files
 from airflow_valohai_reuse.settings import Settings
 from airflow_valohai_reuse.spec import EdgeIn, NodeSpec
@@ -26,7 +28,8 @@ from airflow_valohai_reuse.statcache import BatchStatCache, DigestCache
 from airflow_valohai_reuse.stepdef import (
     environment_component,
     environment_values,
-    is_secret,
+    parameters_component,
+    public_values,
     resolve_parameters,
     step_component,
 )
@@ -52,9 +55,9 @@ class Resolved:
     def details(self, secret_patterns: tuple[str, ...]) -> dict[str, Any]:
         """What downstream edges read from this node besides its outputs."""
         return {
-            "parameters": self.parameters,
+            "parameters": public_values(self.parameters, secret_patterns),
             "inputs": {name: [r.as_dict() for r in refs] for name, refs in self.inputs.items()},
-            "environment": {k: v for k, v in self.variables.items() if not is_secret(k, secret_patterns)},
+            "environment": public_values(self.variables, secret_patterns),
         }
 
 
@@ -109,15 +112,15 @@ def edge_files(edge: EdgeIn, upstream: Mapping[str, dict[str, Any]]) -> list[dic
     ]
 
 
-def stage_inputs(
+def identify_inputs(
     node: NodeSpec,
     upstream: Mapping[str, dict[str, Any]],
     inputs_dir: Path,
-    store: ArtifactStore,
     stat_cache: StatCache,
     conn_id: str = "aws_default",
 ) -> dict[str, list[FileRef]]:
-    """Each input's files in place under ``inputs_dir`` (object-store ones later), with checksums."""
+    """Each input's files with their checksums; placed for the container only if the node runs
+    (staging.py), so a reused node copies and links nothing."""
     staged: dict[str, list[FileRef]] = {}
     for name, spec in node.step.inputs.items():
         edges = [e for e in node.inputs_from_edges if e.target_key == name]
@@ -127,7 +130,7 @@ def stage_inputs(
             refs += default_refs(spec, [d for d in defaults if d], node.repository)
         for edge in edges:
             refs += edge_refs(spec, edge_files(edge, upstream), edge.source_key)
-        staged[name] = stage_input(spec, refs, inputs_dir, {store.scheme: store}, stat_cache, conn_id)
+        staged[name] = identify_input(spec, refs, inputs_dir, stat_cache, conn_id)
     return staged
 
 
@@ -161,29 +164,30 @@ def resolve(
     variant: Mapping[str, Any],
     upstream: Mapping[str, dict[str, Any]],
     inputs_dir: Path,
-    store: ArtifactStore,
     cache: Cache,
     settings: Settings,
     image_id: str,
     logger: logging.Logger = log,
 ) -> Resolved:
-    """Compute the node's fingerprint; inputs are staged under ``inputs_dir`` on the way."""
+    """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way."""
     step = node.step
     stat_cache = _stat_cache(cache, node.repository)
     parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
     variables = environment_values(step, given_environment(node, upstream))
     files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
     code = code_component(node.repository, files, stat_cache, node.code_scope.mode.value)
-    inputs = stage_inputs(node, upstream, inputs_dir, store, stat_cache, settings.aws_conn_id)
+    inputs = identify_inputs(node, upstream, inputs_dir, stat_cache, settings.aws_conn_id)
     stat_cache.flush()
     fingerprint = Fingerprint(
         {
             "step": step_component(step),
             "code": code,
-            "parameters": parameters,
+            "parameters": parameters_component(parameters, settings.secret_env_patterns),
             "inputs": {name: {r.name: r.identity for r in refs} for name, refs in inputs.items()},
             "image": {"id": image_id},
-            "environment": environment_component(step, variables, settings.secret_env_patterns),
+            "environment": environment_component(
+                step, variables, settings.secret_env_patterns, node.fingerprint_secrets
+            ),
         }
     )
     return Resolved(fingerprint, parameters, inputs, variables)
@@ -256,3 +260,13 @@ def publication(
         "step": execution.step,
         "node": node,
     }
+
+
+def check_publishable(value: Mapping[str, Any]) -> None:
+    """Refuse, before anything is recorded, a result that could not be pushed as an XCom: an entry
+    that every later run would reuse and fail to publish would poison the cache."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        execution = value.get("execution_id")
+        raise OutputError(f"the result of execution {execution} cannot be published: {exc}") from None

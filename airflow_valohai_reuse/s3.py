@@ -88,6 +88,10 @@ class S3Store:
         local_path.unlink()
         return uri
 
+    def owns(self, uri: str) -> bool:
+        root = "/".join(p for p in (self.prefix, "sha256") if p)
+        return uri.startswith(f"s3://{self.bucket}/{root}/")
+
     def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
         bucket, key = split(uri)
         try:

@@ -42,6 +42,8 @@ class NodeSpec:
     ttl: timedelta | None = None
     #: for a task node spread at run time: the metadata edge its variants come from
     variants_from: EdgeIn | None = None
+    #: secret environment variables whose salted hash enters the fingerprint (valohai-reuse.yaml)
+    fingerprint_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

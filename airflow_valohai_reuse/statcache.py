@@ -21,6 +21,15 @@ def _key(stat: FileStat) -> _Key:
     return (stat.inode, stat.size, stat.mtime_ns, stat.ctime_ns)
 
 
+def _storable(path: str) -> bool:
+    """A path the database can hold as text: a name that is not valid UTF-8 is hashed every time."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _StatRows:
     """Rows read on demand (``_load``), checksums put in memory and written in one transaction."""
 
@@ -38,14 +47,15 @@ class _StatRows:
                 self.known[row.path] = ((row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256)
 
     def get(self, path: str, stat: FileStat) -> str | None:
-        with contextlib.suppress(SQLAlchemyError):
+        with contextlib.suppress(SQLAlchemyError, UnicodeError, ValueError):
             self._load(path)
         key, sha256 = self.known.get(path, (None, None))
         return sha256 if key == _key(stat) else None
 
     def put(self, path: str, stat: FileStat, sha256: str) -> None:
-        self.pending[path] = (stat, sha256)
         self.known[path] = (_key(stat), sha256)
+        if _storable(path):
+            self.pending[path] = (stat, sha256)
 
     def flush(self) -> None:
         """Replace the rows of the paths put since the last flush."""
@@ -56,7 +66,7 @@ class _StatRows:
              "ctime_ns": st.ctime_ns, "sha256": sha256}
             for path, (st, sha256) in self.pending.items()
         ]  # fmt: skip
-        with contextlib.suppress(SQLAlchemyError), self.engine.begin() as conn:
+        with contextlib.suppress(SQLAlchemyError, UnicodeError, ValueError), self.engine.begin() as conn:
             conn.execute(delete(file_digests).where(file_digests.c.path.in_(list(self.pending))))
             conn.execute(insert(file_digests), rows)
         self.pending.clear()

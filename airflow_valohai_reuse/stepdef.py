@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -167,7 +169,15 @@ def step_component(step: Step) -> dict[str, Any]:
         name: _item_data(i, ("default", "optional", "download", *_COSMETIC_ITEM_FIELDS))
         for name, i in step.inputs.items()
     }
+    if _renders_all_parameters(data["command"]):
+        # The encoding sorts keys; ``{parameters}`` renders in declaration order, so keep it.
+        data["parameter-order"] = list(step.parameters)
     return _jsonable(data)
+
+
+def _renders_all_parameters(command: Any) -> bool:
+    lines = command if isinstance(command, list) else [command]
+    return any("{parameters}" in line or "{params}" in line for line in lines if isinstance(line, str))
 
 
 def is_secret(name: str, patterns: Iterable[str]) -> bool:
@@ -183,13 +193,48 @@ def environment_values(step: Step, given: Mapping[str, str | None]) -> dict[str,
     return {name: str(value) for name, value in values.items()}
 
 
-def environment_component(
-    step: Step, variables: Mapping[str, str], secret_patterns: Iterable[str]
-) -> dict[str, Any]:
-    """Environment slug, resources and the non-secret variables; secrets never enter it."""
+def secret_hash(name: str, value: Any) -> str:
+    """A secret's stand-in in a fingerprint: a salted sha256, so a rotation is a change, while the
+    value itself never reaches the cache, an XCom or a log."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"valohai-reuse secret\0{name}\0{text}".encode()).hexdigest()
+
+
+def parameters_component(parameters: Mapping[str, Any], secret_patterns: Iterable[str]) -> dict[str, Any]:
+    """Effective parameter values; a parameter named like a secret is kept as its salted hash."""
+    patterns = tuple(secret_patterns)
     return {
+        name: {"secret-sha256": secret_hash(name, value)} if is_secret(name, patterns) else value
+        for name, value in parameters.items()
+    }
+
+
+def public_values(values: Mapping[str, Any], secret_patterns: Iterable[str]) -> dict[str, Any]:
+    """Values that may be published (XCom, cache metadata, logs): secret-named ones left out."""
+    patterns = tuple(secret_patterns)
+    return {name: value for name, value in values.items() if not is_secret(name, patterns)}
+
+
+def environment_component(
+    step: Step,
+    variables: Mapping[str, str],
+    secret_patterns: Iterable[str],
+    fingerprinted_secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Environment slug, resources and the non-secret variables. Secrets never enter it, except as
+    salted hashes of those a step opts in with ``fingerprint-secrets`` (its output depends on them)."""
+    patterns = tuple(secret_patterns)
+    component: dict[str, Any] = {
         "environment": step.environment,
         "runtime-config-preset": step.runtime_config_preset,
         "resources": _jsonable(step.resources.get_data() or {}),
-        "variables": {k: v for k, v in sorted(variables.items()) if not is_secret(k, secret_patterns)},
+        "variables": public_values(dict(sorted(variables.items())), patterns),
     }
+    opted = {
+        name: secret_hash(name, variables[name])
+        for name in sorted(set(fingerprinted_secrets))
+        if name in variables and is_secret(name, patterns)
+    }
+    if opted:
+        component["secrets-sha256"] = opted
+    return component

@@ -36,6 +36,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, uri: str) -> None: ...
 
+    def owns(self, uri: str) -> bool:
+        """The URI names one of this store's (immutable) artifacts."""
+        ...
+
     def flush(self) -> None:
         """Make the store's own bookkeeping (checksums it learned) durable."""
         ...
@@ -113,6 +117,12 @@ class LocalStore:
 
     def delete(self, uri: str) -> None:
         file_uri_path(uri).unlink(missing_ok=True)
+
+    def owns(self, uri: str) -> bool:
+        try:
+            return file_uri_path(uri).is_relative_to(self.root / "sha256")
+        except StoreError:
+            return False
 
     def flush(self) -> None:
         self.digests.flush()

@@ -68,6 +68,31 @@ GOALS = [
         0.5,
     ),
     Goal(
+        "input_snapshot_1gb_s",
+        "snapshot",
+        "placing a 1 GB local input for a node that runs: a private copy, hashed as it is written",
+        "",
+    ),
+    Goal(
+        "input_snapshot_vs_hash_ratio",
+        "snapshot",
+        "that snapshot vs hashing the same file alone",
+        "",
+    ),
+    Goal(
+        "input_snapshot_1gb_disk_mb",
+        "snapshot",
+        "disk the 1 GB snapshot takes while the node runs",
+        "",
+    ),
+    Goal(
+        "hit_input_fingerprint_1gb_ms",
+        "snapshot",
+        "identifying the unchanged 1 GB input for a reused node (warm stat cache; nothing is placed)",
+        "<=",
+        5,
+    ),
+    Goal(
         "s3_input_fingerprint_bytes_downloaded",
         "s3input",
         "bytes fetched to fingerprint a 1 GB S3 input (S3-compatible server on loopback)",

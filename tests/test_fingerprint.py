@@ -81,3 +81,20 @@ def test_diff_explains_in_words():
 def test_identical_components_have_no_diff():
     assert diff(_components(), _components()) == []
     assert describe([]) == "no differences"
+
+
+def test_executable_bit_change_is_a_change_in_words():
+    old = _components(code={"files": {"run.sh": "ab" * 32}, "executable": {"run.sh": True}})
+    new = _components(code={"files": {"run.sh": "ab" * 32}, "executable": {}})
+    assert Fingerprint(old).digest != Fingerprint(new).digest
+    assert describe(diff(old, new)) == "code run.sh is no longer executable"
+    assert describe(diff(new, old)) == "code run.sh became executable"
+
+
+def test_file_names_that_are_not_utf8_have_a_distinct_digest():
+    import os
+
+    odd = os.fsdecode(b"caf\xe9.txt")
+    assert Fingerprint(_components(code={"files": {odd: "1"}})).digest != (
+        Fingerprint(_components(code={"files": {"caf\xe9.txt": "1"}})).digest
+    )

@@ -85,3 +85,61 @@ def test_secret_variables_never_enter_the_environment_component():
     component = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS)
     assert component["variables"] == {"MODE": "full"}
     assert "hunter2" not in str(component)
+
+
+def _two_positional(command: str, order: tuple[str, str]):
+    params = {
+        "first": '{name: first, type: string, default: x, pass-as: "{v}"}',
+        "second": '{name: second, type: string, default: y, pass-as: "{v}", description: d}',
+    }
+    lines = "\n".join(f"      - {params[name]}" for name in order)
+    text = f"- step:\n    name: s\n    image: i\n    command: {command}\n    parameters:\n{lines}\n"
+    return parse(text).steps["s"]
+
+
+def test_declaration_order_counts_where_the_command_renders_all_parameters():
+    ab, ba = (
+        _two_positional("echo {parameters}", order) for order in (("first", "second"), ("second", "first"))
+    )
+    assert render_script(ab, {"first": "x", "second": "y"}) != render_script(
+        ba, {"first": "x", "second": "y"}
+    )
+    assert step_component(ab) != step_component(ba)
+    assert step_component(ab)["parameter-order"] == ["first", "second"]
+
+
+def test_declaration_order_does_not_count_where_parameters_are_named():
+    command = "echo {parameter:second} {parameter:first}"
+    ab, ba = (_two_positional(command, order) for order in (("first", "second"), ("second", "first")))
+    assert render_script(ab, {"first": "x", "second": "y"}) == render_script(
+        ba, {"first": "x", "second": "y"}
+    )
+    assert step_component(ab) == step_component(ba)
+
+
+def test_secret_named_parameter_enters_the_fingerprint_as_a_salted_hash():
+    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, parameters_component, public_values
+
+    values = {"user": "alice", "db_password": "hunter2"}
+    component = parameters_component(values, DEFAULT_SECRET_PATTERNS)
+    assert component["user"] == "alice"
+    assert set(component["db_password"]) == {"secret-sha256"}
+    assert "hunter2" not in repr(component)
+    rotated = parameters_component({**values, "db_password": "hunter3"}, DEFAULT_SECRET_PATTERNS)
+    assert rotated["db_password"] != component["db_password"]
+    assert public_values(values, DEFAULT_SECRET_PATTERNS) == {"user": "alice"}
+
+
+def test_secret_variables_enter_the_environment_only_where_the_step_opts_in():
+    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
+
+    variables = {"MODE": "fast", "API_TOKEN": "t0k3n"}
+    plain = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS)
+    assert plain["variables"] == {"MODE": "fast"} and "secrets-sha256" not in plain
+    opted = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS, ["API_TOKEN"])
+    assert set(opted["secrets-sha256"]) == {"API_TOKEN"}
+    assert "t0k3n" not in repr(opted)
+    rotated = environment_component(
+        STEP, {**variables, "API_TOKEN": "other"}, DEFAULT_SECRET_PATTERNS, ["API_TOKEN"]
+    )
+    assert rotated != opted

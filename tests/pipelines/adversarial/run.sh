@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "ran run.sh" > /valohai/outputs/ran.txt
