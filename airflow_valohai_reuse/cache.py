@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     and_,
-    create_engine,
     event,
     insert,
     or_,
@@ -19,7 +18,9 @@ from sqlalchemy import (
     update,
 )
 
+from airflow_valohai_reuse.dbtimeouts import bounded_engine
 from airflow_valohai_reuse.schema import executions, migrate
+from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"
 
@@ -78,23 +79,28 @@ _engines_lock = threading.Lock()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, so that readers never wait for a writer (the busy timeout is set by bounded_engine)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
 def engine_for(url: str) -> Engine:
-    """One engine per URL and process, with the tables created on first use."""
+    """One engine per URL and process, with the tables created on first use.
+
+    Every wait for the database is bounded by ``cache_timeout_seconds`` (see dbtimeouts.py).
+    """
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
+            engine = bounded_engine(url, cache_timeout_seconds())
             if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
-            migrate(engine)
+            try:
+                migrate(engine)
+            except BaseException:
+                engine.dispose()  # the next call makes a new engine: this one's connections go now
+                raise
             _engines[url] = engine
         return engine
 

@@ -111,6 +111,16 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "10",
         "default": "5",
     },
+    "cache_timeout_seconds": {
+        "description": "The longest any wait for the execution cache database may last (connecting, a "
+        "statement, a lease renewal). A database that does not answer in time, such as a frozen server "
+        "whose kernel still accepts connections, makes the node run without the cache, with a warning; "
+        "further connections to it then fail at once for three times this long.",
+        "version_added": "0.1.0",
+        "type": "integer",
+        "example": "30",
+        "default": "10",
+    },
     "keep_work_dirs": {
         "description": "Keep each node's staged /valohai tree after the task, for debugging.",
         "version_added": "0.1.0",

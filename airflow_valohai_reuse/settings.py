@@ -29,6 +29,7 @@ class Settings:
     aws_conn_id: str
     lease_seconds: float = 60.0
     lease_poll_seconds: float = 5.0
+    cache_timeout_seconds: float = 10.0
 
 
 def _airflow_home() -> Path:
@@ -68,6 +69,11 @@ def _seconds(key: str) -> float:
     return value
 
 
+def cache_timeout_seconds() -> float:
+    """The bound on each wait for the cache database, read alone where the cache's engine is made."""
+    return _seconds("cache_timeout_seconds")
+
+
 _DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql"}
 
 
@@ -101,4 +107,5 @@ def load_settings() -> Settings:
         aws_conn_id=_raw("aws_conn_id").strip() or "aws_default",
         lease_seconds=_seconds("lease_seconds"),
         lease_poll_seconds=_seconds("lease_poll_seconds"),
+        cache_timeout_seconds=cache_timeout_seconds(),
     )
