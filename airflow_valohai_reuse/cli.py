@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cache() -> Any:
-    from airflow_valohai_reuse.cache import ExecutionCache
+    from airflow_valohai_reuse.cache.executions import ExecutionCache
     from airflow_valohai_reuse.settings import load_settings
 
     return ExecutionCache(load_settings().sql_alchemy_conn)
@@ -103,10 +103,10 @@ def _invalidate(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.lifecycle import collect
-    from airflow_valohai_reuse.resolve import store_digests
+    from airflow_valohai_reuse.cache.lifecycle import collect
+    from airflow_valohai_reuse.reuse.resolve import store_digests
     from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores import open_store
+    from airflow_valohai_reuse.stores.base import open_store
 
     settings, cache = load_settings(), _cache()
     store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
@@ -126,7 +126,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
     """What dead workers leave besides leases: their containers and work folders."""
-    from airflow_valohai_reuse.orphans import sweep
+    from airflow_valohai_reuse.operators.orphans import sweep
 
     found = sweep(
         settings.docker_url,
@@ -157,9 +157,9 @@ def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.analysis import safe_id
-    from airflow_valohai_reuse.factory import build_dags
-    from airflow_valohai_reuse.plan import as_json, plan_dag
+    from airflow_valohai_reuse.factory.factory import build_dags
+    from airflow_valohai_reuse.pipeline.analysis import safe_id
+    from airflow_valohai_reuse.reuse.plan import as_json, plan_dag
 
     try:
         conf = json.loads(args.conf)
@@ -179,8 +179,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
-    from airflow_valohai_reuse.fingerprint import describe, diff
-    from airflow_valohai_reuse.resolve import open_cache
+    from airflow_valohai_reuse.fingerprint.components import describe, diff
+    from airflow_valohai_reuse.reuse.resolve import open_cache
     from airflow_valohai_reuse.settings import load_settings
 
     cache = open_cache(load_settings())

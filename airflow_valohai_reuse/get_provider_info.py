@@ -139,7 +139,10 @@ def get_provider_info() -> dict[str, Any]:
         "past executions.",
         "versions": ["0.1.0"],
         "plugins": [
-            {"name": "valohai_reuse", "plugin-class": "airflow_valohai_reuse.plugin.ValohaiReusePlugin"}
+            {
+                "name": "valohai_reuse",
+                "plugin-class": "airflow_valohai_reuse.plugins.reuse.ValohaiReusePlugin",
+            }
         ],
         "config": {
             "valohai_reuse": {

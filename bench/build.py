@@ -140,7 +140,7 @@ def run(opts: Options) -> dict[str, float]:
         return namespace
 
     def ours_fresh() -> None:
-        from airflow_valohai_reuse.factory import build_dags
+        from airflow_valohai_reuse.factory.factory import build_dags
 
         build_dags(path)
 
@@ -163,7 +163,7 @@ def run(opts: Options) -> dict[str, float]:
 
     from valohai_yaml.validation import get_validator
 
-    from airflow_valohai_reuse.factory import build_dags
+    from airflow_valohai_reuse.factory.factory import build_dags
 
     def ours() -> dict[str, Any]:
         get_validator.cache_clear()  # a parse runs in a fresh process: the compiled schema is not kept

@@ -99,8 +99,8 @@ class Task:
 
 def plain_tasks(path: Path) -> list[Task]:
     """Each node as a plain DockerOperator would run it: the step's command rendered with its values."""
-    from airflow_valohai_reuse.pipelinefile import load_config
-    from airflow_valohai_reuse.stepdef import environment_values, render_script, resolve_parameters
+    from airflow_valohai_reuse.pipeline.pipelinefile import load_config
+    from airflow_valohai_reuse.pipeline.stepdef import environment_values, render_script, resolve_parameters
 
     config = load_config(path)
     pipeline, steps = config.pipelines[PIPELINE], config.steps

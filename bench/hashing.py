@@ -49,7 +49,7 @@ def _random_file(path: Path, size: int) -> None:
 
 
 def cold_hash_ratio(opts: Options) -> float:
-    from airflow_valohai_reuse.checksums import NoStatCache, cached_sha256
+    from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, cached_sha256
 
     data = opts.workdir / "random-1g.bin"
     _random_file(data, FILE_SIZE)
@@ -106,9 +106,9 @@ def _track_all(root: Path) -> None:
 
 def _fingerprint_code(root: Path, cache: object) -> dict:
     """The ``code`` component as ``resolve.resolve`` computes it for ``code-scope: repository``."""
-    from airflow_valohai_reuse.codesnap import code_component, list_files
-    from airflow_valohai_reuse.resolve import _stat_cache
-    from airflow_valohai_reuse.statcache import BatchStatCache
+    from airflow_valohai_reuse.cache.statcache import BatchStatCache
+    from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files
+    from airflow_valohai_reuse.reuse.resolve import _stat_cache
 
     stat_cache = _stat_cache(cache, root)
     assert isinstance(stat_cache, BatchStatCache)
@@ -130,7 +130,7 @@ def _warm_median(root: Path, cache: object, repeats: int, expected: dict, label:
 
 
 def warm_refingerprint(opts: Options) -> float:
-    from airflow_valohai_reuse.cache import ExecutionCache, _engines
+    from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
 
     cache = ExecutionCache(f"sqlite:///{opts.workdir / 'cache.db'}")
     repeats = opts.repeats(15, 5)

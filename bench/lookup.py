@@ -130,7 +130,7 @@ def time_lookups(cache, rows: Rows, label: str) -> float:
 
 
 def sqlite_p50(opts: Options, rows: Rows) -> float:
-    from airflow_valohai_reuse.cache import ExecutionCache, _engines
+    from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
 
     path = opts.workdir / "cache.db"
     url = f"sqlite:///{path}"
@@ -152,7 +152,7 @@ def _mb(path) -> int:
 def postgres_p50(rows: Rows) -> float:
     from sqlalchemy import create_engine, text
 
-    from airflow_valohai_reuse.cache import ExecutionCache, _engines
+    from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
 
     name = f"vr_bench_lookup_{uuid.uuid4().hex[:12]}"
     admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")

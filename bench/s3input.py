@@ -126,9 +126,9 @@ def _node(opts: Options):
 
 def _fingerprint(dag, node) -> dict:
     """The node's fingerprint components, as the operator computes them before deciding."""
-    from airflow_valohai_reuse.resolve import open_cache, resolve, store_digests
+    from airflow_valohai_reuse.reuse.resolve import open_cache, resolve, store_digests
     from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores import open_store
+    from airflow_valohai_reuse.stores.base import open_store
 
     settings = load_settings()
     cache = open_cache(settings)

@@ -31,14 +31,14 @@ def _say(message: str) -> None:
 
 
 def _ref(data: Path, sha256: str):
-    from airflow_valohai_reuse.inputs import FileRef
+    from airflow_valohai_reuse.runtime.inputs import FileRef
 
     return FileRef("data.bin", data.as_uri(), sha256, FILE_SIZE)
 
 
 def _snapshot(opts: Options, data: Path, sha256: str) -> tuple[float, float, float]:
-    from airflow_valohai_reuse.staging import place_inputs
-    from airflow_valohai_reuse.stores import LocalStore
+    from airflow_valohai_reuse.runtime.staging import place_inputs
+    from airflow_valohai_reuse.stores.local import LocalStore
 
     store = LocalStore(opts.workdir / "store")
     node = opts.workdir / "node"
@@ -60,9 +60,9 @@ def _snapshot(opts: Options, data: Path, sha256: str) -> tuple[float, float, flo
 
 
 def _hit_fingerprint_ms(opts: Options, data: Path, sha256: str) -> float:
-    from airflow_valohai_reuse.cache import ExecutionCache, _engines
-    from airflow_valohai_reuse.inputs import FileRef, identify_file
-    from airflow_valohai_reuse.statcache import BatchStatCache
+    from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
+    from airflow_valohai_reuse.cache.statcache import BatchStatCache
+    from airflow_valohai_reuse.runtime.inputs import FileRef, identify_file
 
     cache = ExecutionCache(f"sqlite:///{opts.workdir / 'cache.db'}")
     plain = FileRef("data.bin", data.as_uri())

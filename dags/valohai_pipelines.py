@@ -4,6 +4,6 @@ The folder is ``[valohai_reuse] pipelines_folder`` (default: this file's folder)
 reported by valohai_pipelines_check.py, which keeps them from hiding the DAGs of good ones.
 """
 
-from airflow_valohai_reuse.dropin import register_pipelines
+from airflow_valohai_reuse.factory.dropin import register_pipelines
 
 register_pipelines(globals(), default_folder=__file__.rsplit("/", 1)[0])

@@ -4,6 +4,6 @@ It defines no DAGs, so its import error hides none. (The word DAG here lets Airf
 scan pick this file up.)
 """
 
-from airflow_valohai_reuse.dropin import check_pipelines
+from airflow_valohai_reuse.factory.dropin import check_pipelines
 
 check_pipelines(default_folder=__file__.rsplit("/", 1)[0])

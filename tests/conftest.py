@@ -96,7 +96,7 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield f"{POSTGRES}/{name}"
-    from airflow_valohai_reuse.cache import _engines
+    from airflow_valohai_reuse.cache.executions import _engines
 
     engine = _engines.pop(f"{POSTGRES}/{name}", None)
     if engine is not None:

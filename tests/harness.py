@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.operator import XCOM_KEY
+from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
 
 
 def copy_project(src: Path, dst: Path) -> Path:

@@ -10,7 +10,7 @@ from harness import copy_project, run
 from valohai_yaml import parse
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.scope import CodeScope, ScopeMode, scoped_files
+from airflow_valohai_reuse.fingerprint.scope import CodeScope, ScopeMode, scoped_files
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.analysis import safe_id
+from airflow_valohai_reuse.pipeline.analysis import safe_id
 
 HERE = Path(__file__).resolve().parent
 OWN = HERE / "pipelines" / "corpus"

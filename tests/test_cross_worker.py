@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from workers import Worker, container_events
 
-from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.cache.executions import ExecutionCache
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_valohai_reuse.canonical import UnencodableValue, canonical_json, digest
-from airflow_valohai_reuse.fingerprint import FINGERPRINT_VERSION, Fingerprint, describe, diff
+from airflow_valohai_reuse.fingerprint.canonical import UnencodableValue, canonical_json, digest
+from airflow_valohai_reuse.fingerprint.components import FINGERPRINT_VERSION, Fingerprint, describe, diff
 
 
 def _components(**changes):

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from workers import Worker, kill_group, wait_for_container
 
-from airflow_valohai_reuse.cache import Execution, ExecutionCache, _engines
+from airflow_valohai_reuse.cache.executions import Execution, ExecutionCache, _engines
 
 pytestmark = pytest.mark.slow
 

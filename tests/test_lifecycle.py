@@ -14,9 +14,9 @@ from harness import copy_project, run
 from sqlalchemy import create_engine, text
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.cache import ExecutionCache
-from airflow_valohai_reuse.lease import Leases
-from airflow_valohai_reuse.schema import SCHEMA_VERSION
+from airflow_valohai_reuse.cache.executions import ExecutionCache
+from airflow_valohai_reuse.cache.lease import Leases
+from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 

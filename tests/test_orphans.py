@@ -21,7 +21,7 @@ from docker.errors import NotFound
 from docker.types import Mount
 from workers import Worker, container_events, kill_group, wait_for_container
 
-from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.cache.executions import ExecutionCache
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.plan import HIT, MISS, UNKNOWN, plan_dag
+from airflow_valohai_reuse.reuse.plan import HIT, MISS, UNKNOWN, plan_dag
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +96,8 @@ def test_cli_plan_and_explain(project, docker_client):
 
 
 def test_plan_says_when_an_identical_execution_is_running_elsewhere(project, reuse_env):
-    from airflow_valohai_reuse.cache import ExecutionCache
-    from airflow_valohai_reuse.lease import Leases, owner_info
+    from airflow_valohai_reuse.cache.executions import ExecutionCache
+    from airflow_valohai_reuse.cache.lease import Leases, owner_info
 
     dag = build_dags(project / "valohai.yaml")["basic"]
     (prepare, *_) = plan_dag(dag)

@@ -12,7 +12,7 @@ import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.plan import MISS, plan_dag
+from airflow_valohai_reuse.reuse.plan import MISS, plan_dag
 
 pytestmark = pytest.mark.slow
 

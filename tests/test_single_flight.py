@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from workers import Worker, container_events, kill_group, pause_first, wait_for_container
 
-from airflow_valohai_reuse.cache import ExecutionCache
+from airflow_valohai_reuse.cache.executions import ExecutionCache
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,12 @@ import pytest
 from valohai_yaml import parse
 
 from airflow_valohai_reuse.errors import ParameterError
-from airflow_valohai_reuse.stepdef import effective_step, render_script, resolve_parameters, step_component
+from airflow_valohai_reuse.pipeline.stepdef import (
+    effective_step,
+    render_script,
+    resolve_parameters,
+    step_component,
+)
 
 CONFIG = parse(
     """
@@ -79,7 +84,7 @@ def test_cosmetic_fields_and_input_uris_are_not_in_the_step_component():
 
 
 def test_secret_variables_never_enter_the_environment_component():
-    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
+    from airflow_valohai_reuse.pipeline.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
 
     variables = {"MODE": "full", "DB_PASSWORD": "hunter2", "HF_TOKEN": "abc", "my_api_key": "k"}
     component = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS)
@@ -118,7 +123,11 @@ def test_declaration_order_does_not_count_where_parameters_are_named():
 
 
 def test_secret_named_parameter_enters_the_fingerprint_as_a_salted_hash():
-    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, parameters_component, public_values
+    from airflow_valohai_reuse.pipeline.stepdef import (
+        DEFAULT_SECRET_PATTERNS,
+        parameters_component,
+        public_values,
+    )
 
     values = {"user": "alice", "db_password": "hunter2"}
     component = parameters_component(values, DEFAULT_SECRET_PATTERNS)
@@ -131,7 +140,7 @@ def test_secret_named_parameter_enters_the_fingerprint_as_a_salted_hash():
 
 
 def test_secret_variables_enter_the_environment_only_where_the_step_opts_in():
-    from airflow_valohai_reuse.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
+    from airflow_valohai_reuse.pipeline.stepdef import DEFAULT_SECRET_PATTERNS, environment_component
 
     variables = {"MODE": "fast", "API_TOKEN": "t0k3n"}
     plain = environment_component(STEP, variables, DEFAULT_SECRET_PATTERNS)

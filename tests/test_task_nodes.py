@@ -10,7 +10,7 @@ from valohai_yaml.objs.variant_parameter import VariantParameter
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.errors import PipelineFileError
-from airflow_valohai_reuse.variants import VariantError, axis_values, grid, merge_executions
+from airflow_valohai_reuse.pipeline.variants import VariantError, axis_values, grid, merge_executions
 
 pytestmark = pytest.mark.slow
 
@@ -147,7 +147,7 @@ def test_merged_variants_pass_outputs_not_per_variant_values():
 
 def test_pinning_a_task_node_is_refused(project):
     from airflow_valohai_reuse.errors import ManualReuseError
-    from airflow_valohai_reuse.manual import check_pins
+    from airflow_valohai_reuse.reuse.pins import check_pins
 
     spec = build_dags(project / "valohai.yaml")["sweep"].get_task("total").pipeline
     with pytest.raises(ManualReuseError, match="node 'squares' is a task node"):
@@ -155,7 +155,7 @@ def test_pinning_a_task_node_is_refused(project):
 
 
 def test_list_metadata_spreads_into_variants_each_reused_and_planned(project, docker_client):
-    from airflow_valohai_reuse.plan import HIT, UNKNOWN, plan_dag
+    from airflow_valohai_reuse.reuse.plan import HIT, UNKNOWN, plan_dag
 
     dag = build_dags(project / "valohai.yaml")["spread"]
     assert {p.status for p in plan_dag(dag) if p.task_id != "pick"} == {UNKNOWN}

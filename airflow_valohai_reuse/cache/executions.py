@@ -1,0 +1,218 @@
+"""The execution cache: its own SQLAlchemy engine and tables, never Airflow's metadata DB."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from airflow_valohai_reuse.cache.schema import executions, migrate
+from airflow_valohai_reuse.cache.timeouts import bounded_engine
+from airflow_valohai_reuse.settings import cache_timeout_seconds
+
+SUCCEEDED = "succeeded"
+
+
+@dataclass
+class Execution:
+    """A successful execution: what determined it and what it produced."""
+
+    id: str
+    fingerprint: str
+    fingerprint_version: int
+    step: str
+    components: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pipeline: str | None = None
+    node: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    expires_at: datetime | None = None
+    invalidated_at: datetime | None = None
+    invalidated_by: str | None = None
+    invalidation_reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Execution:
+        return cls(
+            id=row.id,
+            fingerprint=row.fingerprint,
+            fingerprint_version=row.fingerprint_version,
+            step=row.step,
+            components=json.loads(row.components),
+            outputs=json.loads(row.outputs),
+            metadata=json.loads(row.exec_metadata),
+            pipeline=row.pipeline,
+            node=row.node,
+            dag_id=row.dag_id,
+            run_id=row.run_id,
+            task_id=row.task_id,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            duration_s=row.duration_s,
+            expires_at=row.expires_at,
+            invalidated_at=row.invalidated_at,
+            invalidated_by=row.invalidated_by,
+            invalidation_reason=row.invalidation_reason,
+        )
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, so that readers never wait for a writer (the busy timeout is set by bounded_engine)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL and process, with the tables created on first use.
+
+    Every wait for the database is bounded by ``cache_timeout_seconds`` (see dbtimeouts.py).
+    """
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = bounded_engine(url, cache_timeout_seconds())
+            if url.startswith("sqlite"):
+                event.listen(engine, "connect", _sqlite_pragmas)
+            try:
+                migrate(engine)
+            except BaseException:
+                engine.dispose()  # the next call makes a new engine: this one's connections go now
+                raise
+            _engines[url] = engine
+        return engine
+
+
+def _live() -> Any:
+    """Rows a node may reuse: succeeded, not invalidated, not expired."""
+    now = datetime.now(UTC)
+    return and_(
+        executions.c.status == SUCCEEDED,
+        executions.c.invalidated_at.is_(None),
+        or_(executions.c.expires_at.is_(None), executions.c.expires_at > now),
+    )
+
+
+class ExecutionCache:
+    """Lookups and records of successful executions (the stat caches live in statcache.py)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = engine_for(url)
+
+    def lookup(self, fingerprint: str) -> Execution | None:
+        """The newest successful execution with exactly this fingerprint."""
+        query = (
+            select(executions)
+            .where(executions.c.fingerprint == fingerprint, _live())
+            .order_by(executions.c.finished_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def get(self, execution_id: str) -> Execution | None:
+        query = select(executions).where(executions.c.id == execution_id, _live())
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
+        """The newest successful execution of the same step (finished before ``before``, if given)."""
+        query = select(executions).where(executions.c.step == step, _live())
+        if before is not None:
+            query = query.where(executions.c.finished_at < before)
+        query = query.order_by(executions.c.finished_at.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def record(self, execution: Execution) -> None:
+        """Record a finished, successful execution; called only after its outputs are stored."""
+        values = {
+            "id": execution.id,
+            "fingerprint": execution.fingerprint,
+            "fingerprint_version": execution.fingerprint_version,
+            "step": execution.step,
+            "pipeline": execution.pipeline,
+            "node": execution.node,
+            "dag_id": execution.dag_id,
+            "run_id": execution.run_id,
+            "task_id": execution.task_id,
+            "status": SUCCEEDED,
+            "components": json.dumps(execution.components, sort_keys=True),
+            "outputs": json.dumps(execution.outputs, sort_keys=True),
+            "exec_metadata": json.dumps(execution.metadata, sort_keys=True),
+            "started_at": execution.started_at,
+            "finished_at": execution.finished_at or datetime.now(UTC),
+            "duration_s": execution.duration_s,
+            "expires_at": execution.expires_at,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(executions).values(**values))
+
+    # Lifecycle: listing, invalidating (who and why are kept), what gc may collect.
+    def entries(
+        self, *, step: str | None = None, pipeline: str | None = None, live: bool = True
+    ) -> list[Execution]:
+        query = select(executions).where(_live() if live else executions.c.status == SUCCEEDED)
+        if step is not None:
+            query = query.where(executions.c.step == step)
+        if pipeline is not None:
+            query = query.where(executions.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(executions.c.finished_at.desc())).all()
+        return [Execution.from_row(row) for row in rows]
+
+    def invalidate(self, ids: list[str], *, by: str, reason: str) -> int:
+        """Mark entries as not reusable; they stay, with when, who and why, for the record."""
+        if not ids:
+            return 0
+        query = (
+            update(executions)
+            .where(executions.c.id.in_(ids), executions.c.invalidated_at.is_(None))
+            .values(invalidated_at=datetime.now(UTC), invalidated_by=by, invalidation_reason=reason)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+
+class NullCache:
+    """Stands in when the cache database cannot be reached: nothing found, nothing recorded."""
+
+    url = "(unavailable)"
+
+    def lookup(self, fingerprint: str) -> Execution | None:
+        return None
+
+    def get(self, execution_id: str) -> Execution | None:
+        return None
+
+    def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
+        return None
+
+    def record(self, execution: Execution) -> None:
+        return None

@@ -1,0 +1,185 @@
+"""valohai.yaml → Airflow: one DAG per pipeline, one ReusableDockerOperator per execution node.
+
+A task node (parameter sweep) becomes one mapped ReusableDockerOperator, one map index per variant.
+
+This is the only module that knows both formats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param
+from valohai_yaml.objs import Pipeline, Step
+from valohai_yaml.objs.pipelines.edge_merge_mode import EdgeMergeMode
+
+from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
+from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineNode, PipelineSpec
+from airflow_valohai_reuse.pipeline.tasknodes import Sweep
+
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def build_dags(
+    path: str | Path,
+    *,
+    dag_id_prefix: str = "",
+    schedules: Mapping[str, Any] | None = None,
+    repository: str | Path | None = None,
+    operator_kwargs: Mapping[str, Any] | None = None,
+    only_dag_id: str | None = None,
+) -> dict[str, DAG]:
+    """Build one DAG per pipeline of a valohai.yaml, without side effects.
+
+    ``schedules`` maps DAG ids (or pipeline names) to a schedule; ``repository`` is the code folder
+    mounted as /valohai/repository (default: the file's folder); ``operator_kwargs`` go to every
+    node task (``docker_url``, ``network_mode``, ``retries``…); ``only_dag_id`` builds one DAG.
+    """
+    kwargs = dict(operator_kwargs or {})
+    return {
+        dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs)
+        for dag_id, analysis in analyses(path, repository, dag_id_prefix, only_dag_id)
+    }
+
+
+def _schedule(schedules: Mapping[str, Any] | None, dag_id: str, pipeline: Pipeline) -> Any:
+    return (schedules or {}).get(dag_id, (schedules or {}).get(pipeline.name))
+
+
+def _resource_kwargs(step: Step) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    data = step.resources.get_data() or {}
+    gpus = (data.get("devices") or {}).get("nvidia.com/gpu")
+    if gpus:
+        from docker.types import DeviceRequest
+
+        kwargs["device_requests"] = [DeviceRequest(count=int(gpus), capabilities=[["gpu"]])]
+    cpu = (data.get("cpu") or {}).get("max")
+    if cpu:
+        kwargs["cpus"] = float(cpu)
+    memory = (data.get("memory") or {}).get("max")
+    if memory:
+        kwargs["mem_limit"] = f"{int(memory)}m"
+    if step.time_limit:
+        kwargs["execution_timeout"] = step.time_limit
+    return kwargs
+
+
+def _doc(pipeline: Pipeline, path: Path, notes: list[str]) -> str:
+    lines = [f"Pipeline **{pipeline.name}** from `{path}`.", ""]
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> Any:
+    """A task node: one mapped task instance per variant, fixed or spread from upstream metadata.
+
+    Spread variants come from a small task that reads the upstream node's metadata, because
+    Airflow maps only over return values.
+    """
+    if sweep.spread_from is None:
+        return partial.expand(variant=sweep.variants)
+    from airflow.sdk import XComArg, task
+
+    from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
+    from airflow_valohai_reuse.pipeline.variants import spread
+
+    edge = sweep.spread_from
+    source = tasks[edge.source_task]
+    variants = task(task_id=f"{task_id}__variants", task_display_name=f"{edge.target_key} variants")(spread)(
+        XComArg(source, key=XCOM_KEY), edge.source_key, edge.target_key
+    )
+    return partial.expand(variant=variants)
+
+
+def _pipeline_spec(a: Analysis) -> PipelineSpec:
+    out_globs: dict[str, list[str]] = {name: [] for name in a.task_ids}
+    for edges in a.incoming.values():
+        for edge in edges["input"]:
+            if edge.source_kind == "output":
+                out_globs[edge.source_node].append(edge.source_key)
+    nodes = {
+        n: PipelineNode(a.task_ids[n], a.steps[n].name, tuple(out_globs[n]), n in a.sweeps)
+        for n in a.task_ids
+    }
+    return PipelineSpec(a.pipeline.name, nodes)
+
+
+def _node_spec(a: Analysis, name: str) -> NodeSpec:
+    node = a.nodes[name]
+    sweep = a.sweeps.get(name)
+    spread = sweep.spread_from if sweep else None
+    return NodeSpec(
+        pipeline=a.pipeline.name,
+        node=name,
+        step=a.steps[name],
+        repository=a.repo,
+        source_file=str(a.path),
+        inputs_from_edges=tuple(a.incoming[name]["input"]),
+        parameters_from_edges=tuple(e for e in a.incoming[name]["parameter"] if e != spread),
+        environment_from_edges=tuple(a.incoming[name]["env"]),
+        pipeline_parameters={k: tuple(v) for k, v in a.targets.get(name, {}).items()},
+        append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
+        code_scope=a.project.scope_for(a.steps[name].name),
+        ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),
+        fingerprint_secrets=a.project.step_secrets.get(a.steps[name].name, ()),
+        variants_from=spread,
+    )
+
+
+def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
+    pipeline = a.pipeline
+    return DAG(
+        dag_id,
+        dag_display_name=pipeline.name,
+        description=f"valohai.yaml pipeline {pipeline.name}",
+        doc_md=_doc(pipeline, a.path, a.notes),
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        tags=["valohai"],
+        params={
+            "reuse_executions": Param(
+                bool(pipeline.reuse_executions),
+                type="boolean",
+                description="Reuse the outputs of identical past executions instead of running.",
+            ),
+            "reuse_nodes": Param(
+                {},
+                type="object",
+                description='Pin nodes to past executions: {"node name": "execution id"}.',
+            ),
+            **a.params,
+        },
+    )
+
+
+def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
+    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
+
+    spec = _pipeline_spec(a)
+    dag = _dag(a, dag_id, schedule)
+    feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}
+    tasks: dict[str, Any] = {}
+    # A node whose metadata spreads a task node's variants is made first: the mapping refers to it.
+    for name in sorted(a.task_ids, key=lambda n: n not in feeds):
+        task_id = a.task_ids[name]
+        kwargs = {**_resource_kwargs(a.steps[name]), **operator_kwargs}
+        kwargs.setdefault("retries", 0)
+        kwargs.setdefault("retry_delay", timedelta(seconds=30))
+        kwargs.update(
+            task_id=task_id, task_display_name=name, node=_node_spec(a, name), pipeline=spec, dag=dag
+        )
+        if name in a.sweeps:
+            tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), a.sweeps[name], task_id, tasks)
+        else:
+            tasks[task_id] = ReusableDockerOperator(**kwargs)
+    for source, target in sorted(a.deps):
+        tasks[source] >> tasks[target]
+    return dag

@@ -1,0 +1,1 @@
+"""Fingerprints: canonical encoding, components, typed diffs, code scope and checksums (pure, or hashing)."""

@@ -1,0 +1,1 @@
+"""Airflow operators: the ReusableDockerOperator and its Docker-side helpers."""

@@ -1,0 +1,227 @@
+"""Orphans: node containers and work folders left behind by a worker that died.
+
+Docker does not know a worker was killed: the worker's container keeps running, and nobody
+removes it or the work folder it mounts. Every node container is labelled with its fingerprint
+and the lease holder that started it. The node that takes a dead worker's lease over stops and
+removes the dead holder's containers of that fingerprint before it starts its own, so one
+container per fingerprint runs; ``valohai-reuse gc`` removes node containers that ended or never
+started, and work folders no container uses.
+
+A takeover searches only its own Docker daemon. An orphan on another Docker host runs to its end
+there (its worker is gone, so nothing records or publishes what it makes); ``valohai-reuse gc``
+run against that host removes it and its work folder afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docker.errors import DockerException, NotFound
+from requests.exceptions import RequestException
+
+if TYPE_CHECKING:
+    import logging
+
+    from docker import APIClient
+
+    from airflow_valohai_reuse.cache.lease import Held
+
+LABEL = "io.valohai-reuse"
+FINGERPRINT = f"{LABEL}.fingerprint"
+LEASE_HOLDER = f"{LABEL}.lease-holder"
+EXECUTION_ID = f"{LABEL}.execution-id"  # every node container carries it
+#: an orphan's output is never recorded, so a long grace period would only delay the takeover
+STOP_TIMEOUT_S = 5
+UNREACHABLE = (DockerException, RequestException, OSError)
+
+
+def stop_orphans(client: APIClient, fingerprint: str, dead: Held, logger: logging.Logger) -> list[str]:
+    """Stop and remove the containers of ``fingerprint`` that ``dead``, the expired lease's holder, started.
+
+    Only that holder's containers are touched: the lease is ours now, so it is gone, while a live
+    holder's container and an unguarded run's (no holder) carry other labels.
+    """
+    wanted = {"label": [f"{FINGERPRINT}={fingerprint}", f"{LEASE_HOLDER}={dead.holder}"]}
+    try:
+        found = client.containers(filters={**wanted, "status": ["running", "paused", "restarting"]})
+    except UNREACHABLE as exc:
+        logger.warning("could not look for containers left running by %s (%s)", dead.describe(), exc)
+        return []
+    removed = []
+    for container in found:
+        cid = container["Id"]
+        logger.warning(
+            "stopping orphan container %s (%s) left running by %s, lease holder %s",
+            cid[:12],
+            _name(container),
+            dead.describe(),
+            dead.holder,
+        )
+        if _stop_and_remove(client, cid, logger):
+            removed.append(cid)
+    return removed
+
+
+def _stop_and_remove(client: APIClient, cid: str, logger: logging.Logger) -> bool:
+    try:
+        client.stop(cid, timeout=STOP_TIMEOUT_S)
+    except NotFound:
+        return True  # it ended and went meanwhile
+    except UNREACHABLE as exc:
+        logger.warning("could not stop container %s (%s); removing it by force", cid[:12], exc)
+    try:
+        client.remove_container(cid, force=True)
+    except NotFound:
+        pass
+    except UNREACHABLE as exc:
+        logger.warning("could not remove orphan container %s (%s); running anyway", cid[:12], exc)
+        return False
+    logger.info("removed orphan container %s", cid[:12])
+    return True
+
+
+# -- gc -------------------------------------------------------------------------------------------
+@dataclass
+class Sweep:
+    containers: list[str] = field(default_factory=list)  # "id  name  state  dag/run/task"
+    work_dirs: list[Path] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # what could not be removed, and why
+    unreachable: str | None = None  # why the Docker daemon could not be asked
+    work_dirs_kept: bool = False  # keep_work_dirs is set
+
+
+def connect(docker_url: str | None) -> APIClient:
+    """The Docker daemon the workers use (as ``plan`` finds it)."""
+    import docker
+
+    client = docker.APIClient(base_url=docker_url) if docker_url else docker.from_env().api
+    client.ping()
+    return client
+
+
+def sweep(
+    docker_url: str | None, work_dir: Path, *, dry_run: bool, min_age_s: float, keep_work_dirs: bool
+) -> Sweep:
+    """Remove node containers that ended or never started, then work folders no container uses.
+
+    Both only when older than ``min_age_s``: an operator reads its ended container's logs before
+    removing it, and starts the container it has just created. Without the daemon nothing here is
+    removed, since a work folder's users cannot be known.
+    """
+    report = Sweep(work_dirs_kept=keep_work_dirs)
+    cutoff = time.time() - min_age_s
+    try:
+        client = connect(docker_url)
+        finished = _finished(client, cutoff)
+        report.containers = [_describe(c) for c in finished]
+        gone = {c["Id"] for c in finished}
+        if not dry_run:
+            gone = _remove_containers(client, finished, report)
+        used = _mounted(client, leaving=gone)
+    except UNREACHABLE as exc:
+        report.unreachable = f"{docker_url or 'DOCKER_HOST or the local socket'}: {exc}"
+        return report
+    if not keep_work_dirs:
+        report.work_dirs = _unused_work_dirs(work_dir, cutoff, used)
+        if not dry_run:
+            _remove_work_dirs(report)
+    return report
+
+
+def _finished(client: APIClient, cutoff: float) -> list[dict[str, Any]]:
+    states = {"label": EXECUTION_ID, "status": ["exited", "dead", "created"]}
+    return [c for c in client.containers(all=True, filters=states) if _since(client, c) < cutoff]
+
+
+def _since(client: APIClient, container: dict[str, Any]) -> float:
+    """When it ended; a container that never started counts from its creation."""
+    if container["State"] == "created":
+        return float(container["Created"])
+    try:
+        ended = client.inspect_container(container["Id"])["State"]["FinishedAt"]
+    except NotFound:
+        return time.time()  # removed meanwhile: nothing to do
+    return datetime.fromisoformat(ended).timestamp()
+
+
+def _remove_containers(client: APIClient, finished: list[dict[str, Any]], report: Sweep) -> set[str]:
+    gone = set()
+    for container in finished:
+        try:
+            client.remove_container(container["Id"], force=True)
+        except NotFound:
+            pass
+        except DockerException as exc:
+            report.failures.append(f"container {container['Id'][:12]}: {exc}")
+            continue
+        gone.add(container["Id"])
+    return gone
+
+
+def _mounted(client: APIClient, leaving: set[str]) -> list[str]:
+    """Host paths mounted by containers that run or may still start (any container, labelled or not)."""
+    return [
+        mount["Source"]
+        for container in client.containers(all=True)
+        if container["State"] not in ("exited", "dead") and container["Id"] not in leaving
+        for mount in container.get("Mounts") or []
+        if mount.get("Source")
+    ]
+
+
+def _unused_work_dirs(work_dir: Path, cutoff: float, used: list[str]) -> list[Path]:
+    if not work_dir.is_dir():
+        return []
+    return sorted(
+        folder
+        for folder in work_dir.iterdir()
+        if folder.is_dir()
+        and not folder.is_symlink()
+        and not _in_use(folder, used)
+        and not _touched_since(folder, cutoff)
+    )
+
+
+def _in_use(folder: Path, used: list[str]) -> bool:
+    roots = {str(folder), os.path.realpath(folder)}
+    return any(source == root or source.startswith(root + os.sep) for source in used for root in roots)
+
+
+def _touched_since(folder: Path, cutoff: float) -> bool:
+    """Whether anything in ``folder`` changed since ``cutoff``: a node may still be staging its inputs.
+
+    A folder that cannot be read counts as touched: what cannot be seen is kept.
+    """
+    try:
+        for entry in os.scandir(folder):
+            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                return True
+            if entry.is_dir(follow_symlinks=False) and _touched_since(Path(entry.path), cutoff):
+                return True
+        return folder.lstat().st_mtime >= cutoff
+    except OSError:
+        return True
+
+
+def _remove_work_dirs(report: Sweep) -> None:
+    for folder in report.work_dirs:
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            report.failures.append(f"work folder {folder}: {exc}")
+
+
+def _name(container: dict[str, Any]) -> str:
+    return ",".join(name.lstrip("/") for name in container.get("Names") or [])
+
+
+def _describe(container: dict[str, Any]) -> str:
+    labels = container.get("Labels") or {}
+    node = "/".join(labels.get(f"{LABEL}.{key}", "?") for key in ("dag-id", "run-id", "task-id"))
+    return f"{container['Id'][:12]}  {_name(container)}  {container['State']}  {node}"

@@ -1,0 +1,149 @@
+"""A pipeline of a valohai.yaml, checked and resolved into what its DAG is made of.
+
+No Airflow object is made here; every PipelineFileError a file can raise is raised here, so the
+drop-in's check of broken files costs only this.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from valohai_yaml.objs import Config, Pipeline, Step
+from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
+from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
+from valohai_yaml.objs.pipelines.node import Node
+from valohai_yaml.objs.pipelines.task_node import TaskNode
+
+from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.pipelinefile import load_config
+from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
+from airflow_valohai_reuse.pipeline.spec import EdgeIn
+from airflow_valohai_reuse.pipeline.stepdef import effective_step
+from airflow_valohai_reuse.pipeline.tasknodes import Sweep, sweep_for, sweep_notes
+from airflow_valohai_reuse.pipeline.wiring import classify_edges, omitted, pipeline_params
+from airflow_valohai_reuse.settings import load_settings
+
+
+def safe_id(name: str) -> str:
+    """An Airflow id for a Valohai name: characters outside [A-Za-z0-9_.-] become ``_``."""
+    return re.sub(r"[^\w.-]", "_", name)[:250]
+
+
+def check_file(path: str | Path) -> None:
+    """Every check :func:`build_dags` makes, without making DAGs; raises PipelineFileError."""
+    for _ in analyses(path, None, "", None):
+        pass
+
+
+def analyses(
+    path: str | Path, repository: str | Path | None, prefix: str, only_dag_id: str | None
+) -> Iterator[tuple[str, Analysis]]:
+    path = Path(path).resolve()
+    config = load_config(path)
+    repo = Path(repository).resolve() if repository else path.parent
+    project = load_project_config(path, load_settings().code_scope)
+    seen: set[str] = set()
+    for pipeline in config.pipelines.values():
+        dag_id = prefix + safe_id(pipeline.name)
+        if only_dag_id is not None and dag_id != only_dag_id:
+            continue
+        if dag_id in seen:
+            raise PipelineFileError(
+                str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
+            )
+        seen.add(dag_id)
+        yield dag_id, analyse(config, pipeline, path, repo, project)
+
+
+def _step_name(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> str:
+    if isinstance(node, TaskNode) and node.task:
+        if node.task not in config.tasks:
+            raise PipelineFileError(
+                str(path),
+                f"task node {node.name!r} uses task blueprint {node.task!r}, which is not defined",
+                f"pipeline {pipeline.name}",
+            )
+        return config.tasks[node.task].step
+    return str(node.step)
+
+
+def _step_of(
+    config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline, plain: dict[str, Step]
+) -> Step:
+    """The node's effective step; nodes that override nothing share one copy per step (``plain``)."""
+    step = _step_name(config, node, path, pipeline)
+    if step not in config.steps:
+        raise PipelineFileError(
+            str(path),
+            f"node {node.name!r} uses step {step!r}, which is not defined",
+            f"pipeline {pipeline.name}",
+        )
+    if node.override is not None:
+        return effective_step(config.steps[step], node.override)
+    if step not in plain:
+        plain[step] = effective_step(config.steps[step], None)
+    return plain[step]
+
+
+def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for node in pipeline.nodes:
+        if isinstance(node, DeploymentNode):
+            continue
+        if not isinstance(node, (ExecutionNode, TaskNode)):
+            raise PipelineFileError(
+                str(path),
+                f"node {node.name!r} is a {node.type} node; only execution and task nodes become tasks",
+                f"pipeline {pipeline.name}",
+            )
+        task_id = safe_id(node.name)
+        if task_id in ids.values():
+            raise PipelineFileError(
+                str(path), f"two nodes map to task id {task_id!r}", f"pipeline {pipeline.name}"
+            )
+        ids[node.name] = task_id
+    return ids
+
+
+@dataclass
+class Analysis:
+    """What a pipeline turns into before any Airflow object is made."""
+
+    pipeline: Pipeline
+    path: Path
+    repo: Path
+    task_ids: dict[str, str]
+    nodes: dict[str, Node]
+    steps: dict[str, Step]
+    incoming: dict[str, dict[str, list[EdgeIn]]]
+    deps: set[tuple[str, str]]
+    params: dict[str, Any]  # Airflow Params
+    targets: dict[str, dict[str, list[str]]]
+    sweeps: dict[str, Sweep]
+    project: ProjectConfig
+    notes: list[str]
+
+
+def analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project: ProjectConfig) -> Analysis:
+    task_ids = _task_ids(pipeline, path)
+    nodes: dict[str, Node] = {}
+    for node in pipeline.nodes:  # the first node of a name, as Pipeline.get_node_by(name=…) finds it
+        nodes.setdefault(node.name, node)
+    incoming, deps, edge_notes = classify_edges(pipeline, task_ids, path)
+    plain: dict[str, Step] = {}
+    steps = {name: _step_of(config, nodes[name], path, pipeline, plain) for name in task_ids}
+    params, targets = pipeline_params(pipeline, task_ids, steps, path)
+    sweeps: dict[str, Sweep] = {
+        name: sweep_for(config, pipeline, node, steps[name], path, incoming[name]["parameter"])
+        for name in task_ids
+        if isinstance(node := nodes[name], TaskNode)
+    }
+    task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
+    notes = omitted(pipeline) + edge_notes + task_notes
+    return Analysis(
+        pipeline, path, repo, task_ids, nodes, steps, incoming, deps, params, targets, sweeps, project, notes
+    )

@@ -1,0 +1,64 @@
+"""What the factory hands each node task: plain data about the node and its pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from valohai_yaml.objs import Step
+
+from airflow_valohai_reuse.fingerprint.scope import CodeScope
+
+
+@dataclass(frozen=True)
+class EdgeIn:
+    """One incoming edge: from which task, which socket kind and key, into which of ours."""
+
+    source_task: str
+    source_node: str
+    source_kind: str  # output, input, parameter, metadata, environment-variable
+    source_key: str
+    target_key: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything a node task needs besides the run's params and its upstream XComs."""
+
+    pipeline: str
+    node: str
+    step: Step
+    repository: Path
+    source_file: str
+    inputs_from_edges: tuple[EdgeIn, ...] = ()
+    parameters_from_edges: tuple[EdgeIn, ...] = ()
+    environment_from_edges: tuple[EdgeIn, ...] = ()
+    #: pipeline parameter name → this node's parameter names it sets
+    pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    append_edges_to_defaults: bool = False
+    code_scope: CodeScope = field(default_factory=CodeScope)
+    #: how long an execution of this node stays reusable (None: forever)
+    ttl: timedelta | None = None
+    #: for a task node spread at run time: the metadata edge its variants come from
+    variants_from: EdgeIn | None = None
+    #: secret environment variables whose salted hash enters the fingerprint (valohai-reuse.yaml)
+    fingerprint_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineNode:
+    task_id: str
+    step: str
+    #: output globs that downstream edges read from this node
+    output_globs: tuple[str, ...] = ()
+    #: a task node (parameter sweep): one mapped task instance per variant
+    mapped: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The pipeline as every node sees it, so any node can check the whole run's ``reuse_nodes``."""
+
+    name: str
+    nodes: dict[str, PipelineNode]

@@ -1,0 +1,1 @@
+"""The Airflow plugin: extra links and pages that show reuse."""

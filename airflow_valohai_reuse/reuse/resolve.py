@@ -1,0 +1,272 @@
+"""Everything that determines a node's result, gathered into a fingerprint.
+
+The operator and the planner both call :func:`resolve`, so a plan predicts with the very code a
+run decides with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from airflow_valohai_reuse.cache.executions import Execution, ExecutionCache, NullCache
+from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
+from airflow_valohai_reuse.errors import OutputError
+from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
+from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files
+from airflow_valohai_reuse.fingerprint.components import Fingerprint, describe, diff
+from airflow_valohai_reuse.fingerprint.scope import scoped_files
+from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
+from airflow_valohai_reuse.pipeline.stepdef import (
+    environment_component,
+    environment_values,
+    parameters_component,
+    public_values,
+    resolve_parameters,
+    step_component,
+)
+from airflow_valohai_reuse.runtime.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
+from airflow_valohai_reuse.settings import Settings
+from airflow_valohai_reuse.stores.base import ArtifactStore
+
+Cache = ExecutionCache | NullCache
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resolved:
+    """A node's fingerprint and the values behind it, before any decision."""
+
+    fingerprint: Fingerprint
+    parameters: dict[str, Any]
+    inputs: dict[str, list[FileRef]]
+    variables: dict[str, str]
+
+    @property
+    def code(self) -> dict[str, Any]:
+        return dict(self.fingerprint.components["code"])
+
+    def details(self, secret_patterns: tuple[str, ...]) -> dict[str, Any]:
+        """What downstream edges read from this node besides its outputs."""
+        return {
+            "parameters": public_values(self.parameters, secret_patterns),
+            "inputs": {name: [r.as_dict() for r in refs] for name, refs in self.inputs.items()},
+            "environment": public_values(self.variables, secret_patterns),
+        }
+
+
+def given_parameters(
+    node: NodeSpec,
+    params: Mapping[str, Any],
+    upstream: Mapping[str, dict[str, Any]],
+    variant: Mapping[str, Any],
+    logger: logging.Logger = log,
+) -> dict[str, Any]:
+    """Parameter values set from outside the step: pipeline parameters, edges, then the variant."""
+    given: dict[str, Any] = {}
+    for pipeline_param, targets in node.pipeline_parameters.items():
+        if params.get(pipeline_param) is not None:
+            given.update(dict.fromkeys(targets, params[pipeline_param]))
+    for edge in node.parameters_from_edges:
+        source = upstream[edge.source_task]
+        pool = source.get("parameters", {}) if edge.source_kind == "parameter" else source.get("metadata", {})
+        if edge.source_key in pool:
+            given[edge.target_key] = pool[edge.source_key]
+        else:
+            logger.warning(
+                "edge %s.%s.%s → %s: no such value upstream; the step default applies",
+                edge.source_node,
+                edge.source_kind,
+                edge.source_key,
+                edge.target_key,
+            )
+    for name, value in variant.items():
+        if name in given and given[name] != value:
+            logger.info("variant sets parameter %s = %r instead of %r", name, value, given[name])
+        given[name] = value
+    return given
+
+
+def given_environment(node: NodeSpec, upstream: Mapping[str, dict[str, Any]]) -> dict[str, str | None]:
+    return {
+        e.target_key: upstream[e.source_task].get("environment", {}).get(e.source_key)
+        for e in node.environment_from_edges
+    }
+
+
+def edge_files(edge: EdgeIn, upstream: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    source = upstream[edge.source_task]
+    if edge.source_kind == "output":
+        return list(source.get("outputs", []))
+    return [
+        f
+        for name, refs in source.get("inputs", {}).items()
+        if glob_match(name, edge.source_key)
+        for f in refs
+    ]
+
+
+def identify_inputs(
+    node: NodeSpec,
+    upstream: Mapping[str, dict[str, Any]],
+    inputs_dir: Path,
+    stat_cache: StatCache,
+    conn_id: str = "aws_default",
+) -> dict[str, list[FileRef]]:
+    """Each input's files with their checksums; placed for the container only if the node runs
+    (staging.py), so a reused node copies and links nothing."""
+    staged: dict[str, list[FileRef]] = {}
+    for name, spec in node.step.inputs.items():
+        edges = [e for e in node.inputs_from_edges if e.target_key == name]
+        refs: list[FileRef] = []
+        if not edges or node.append_edges_to_defaults:
+            defaults = spec.default if isinstance(spec.default, list) else [spec.default]
+            refs += default_refs(spec, [d for d in defaults if d], node.repository)
+        for edge in edges:
+            refs += edge_refs(spec, edge_files(edge, upstream), edge.source_key)
+        staged[name] = identify_input(spec, refs, inputs_dir, stat_cache, conn_id)
+    return staged
+
+
+def open_cache(settings: Settings, logger: logging.Logger = log) -> Cache:
+    """The execution cache, or a stand-in that finds and records nothing when it is unreachable."""
+    try:
+        return ExecutionCache(settings.sql_alchemy_conn)
+    except SQLAlchemyError as exc:
+        logger.warning("execution cache unavailable (%s): the node runs and nothing is recorded", exc)
+        return NullCache()
+
+
+def store_digests(cache: Cache) -> StatCache | None:
+    """The stat cache a local artifact store verifies its blobs with."""
+    return DigestCache(cache) if isinstance(cache, ExecutionCache) else None
+
+
+def _stat_cache(cache: Cache, repository: Path) -> StatCache:
+    if isinstance(cache, NullCache):
+        return NoStatCache()
+    try:
+        return BatchStatCache(cache, [str(repository.resolve())])
+    except SQLAlchemyError:
+        return NoStatCache()
+
+
+def resolve(
+    node: NodeSpec,
+    *,
+    params: Mapping[str, Any],
+    variant: Mapping[str, Any],
+    upstream: Mapping[str, dict[str, Any]],
+    inputs_dir: Path,
+    cache: Cache,
+    settings: Settings,
+    image_id: str,
+    logger: logging.Logger = log,
+) -> Resolved:
+    """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way."""
+    step = node.step
+    stat_cache = _stat_cache(cache, node.repository)
+    parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
+    variables = environment_values(step, given_environment(node, upstream))
+    files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
+    code = code_component(node.repository, files, stat_cache, node.code_scope.mode.value)
+    inputs = identify_inputs(node, upstream, inputs_dir, stat_cache, settings.aws_conn_id)
+    stat_cache.flush()
+    fingerprint = Fingerprint(
+        {
+            "step": step_component(step),
+            "code": code,
+            "parameters": parameters_component(parameters, settings.secret_env_patterns),
+            "inputs": {name: {r.name: r.identity for r in refs} for name, refs in inputs.items()},
+            "image": {"id": image_id},
+            "environment": environment_component(
+                step, variables, settings.secret_env_patterns, node.fingerprint_secrets
+            ),
+        }
+    )
+    return Resolved(fingerprint, parameters, inputs, variables)
+
+
+def find_reusable(
+    cache: Cache, store: ArtifactStore, fingerprint: Fingerprint, logger: logging.Logger = log
+) -> Execution | None:
+    """The newest successful execution with this fingerprint whose outputs are all still stored."""
+    try:
+        hit = cache.lookup(fingerprint.digest)
+    except SQLAlchemyError as exc:
+        logger.warning("execution cache lookup failed (%s); the node runs", exc)
+        return None
+    if hit is None:
+        return None
+    missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
+    store.flush()
+    if missing:
+        logger.warning(
+            "not reusing execution %s: outputs missing or changed in the store: %s; running again",
+            hit.id,
+            ", ".join(missing),
+        )
+        return None
+    return hit
+
+
+def miss_reason(cache: Cache, step: str, fingerprint: Fingerprint) -> tuple[str, Execution | None]:
+    """Why nothing matched, in words, against the newest execution of the same step."""
+    try:
+        nearest = cache.nearest(step)
+    except SQLAlchemyError:
+        nearest = None
+    if nearest is None:
+        return f"no earlier successful execution of step {step!r}", None
+    return describe(diff(nearest.components, dict(fingerprint.components))), nearest
+
+
+def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
+    """An upstream XCom as one dict; a task node's variants are merged."""
+    if isinstance(value, (list, tuple)):
+        from airflow_valohai_reuse.pipeline.variants import merge_executions
+
+        value = merge_executions(task_id, list(value))
+    if not isinstance(value, dict):
+        raise RuntimeError(f"upstream task {task_id!r} left no execution XCom; was it cleared?")
+    return value
+
+
+def upstream_tasks(node: NodeSpec) -> list[str]:
+    edges = (*node.inputs_from_edges, *node.parameters_from_edges, *node.environment_from_edges)
+    return sorted({e.source_task for e in edges})
+
+
+def publication(
+    execution: Execution, *, reused: bool, details: Mapping[str, Any], node: str
+) -> dict[str, Any]:
+    """The ``valohai_execution`` XCom value: what downstream nodes read from this one."""
+    return {
+        "execution_id": execution.id,
+        "reused": reused,
+        "reused_from": execution.id if reused else None,
+        "fingerprint": execution.fingerprint,
+        "outputs": execution.outputs,
+        "parameters": details.get("parameters", execution.components.get("parameters", {})),
+        "inputs": details.get("inputs", {}),
+        "environment": details.get("environment", {}),
+        "metadata": details.get("metadata", execution.metadata.get("metadata", {})),
+        "step": execution.step,
+        "node": node,
+    }
+
+
+def check_publishable(value: Mapping[str, Any]) -> None:
+    """Refuse, before anything is recorded, a result that could not be pushed as an XCom: an entry
+    that every later run would reuse and fail to publish would poison the cache."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        execution = value.get("execution_id")
+        raise OutputError(f"the result of execution {execution} cannot be published: {exc}") from None

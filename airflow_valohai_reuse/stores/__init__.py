@@ -1,0 +1,1 @@
+"""Artifact stores, chosen by the URI scheme: content-addressed and immutable."""

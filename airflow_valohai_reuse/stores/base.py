@@ -1,0 +1,75 @@
+"""Artifact stores: content-addressed, immutable, chosen by the URI's scheme."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from airflow_valohai_reuse.errors import StoreError
+from airflow_valohai_reuse.fingerprint.checksums import StatCache
+
+
+class ArtifactStore(Protocol):
+    scheme: str
+
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        """Keep the file (it may be moved away) and return its immutable URI."""
+        ...
+
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
+        """The artifact is there with this size (and, where the store can tell, this checksum)."""
+        ...
+
+    def get(self, uri: str, dst: Path) -> None:
+        """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
+        ...
+
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """(URI, size) of every stored artifact last written more than ``older_than_s`` ago."""
+        ...
+
+    def delete(self, uri: str) -> None: ...
+
+    def owns(self, uri: str) -> bool:
+        """The URI names one of this store's (immutable) artifacts."""
+        ...
+
+    def flush(self) -> None:
+        """Make the store's own bookkeeping (checksums it learned) durable."""
+        ...
+
+
+def file_uri_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        raise StoreError(f"not a local file URI: {uri}")
+    return Path(unquote(parsed.path))
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link where the filesystem allows (no bytes copied), a copy otherwise."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def open_store(uri: str, conn_id: str = "aws_default", digests: StatCache | None = None) -> ArtifactStore:
+    """The store for a URI such as ``file:///var/artifacts`` or ``s3://bucket/prefix``.
+
+    ``digests``: a stat cache that spares a local store re-reading unchanged blobs to verify them.
+    """
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        from airflow_valohai_reuse.stores.local import LocalStore
+
+        return LocalStore.from_uri(uri, digests)
+    if scheme == "s3":
+        from airflow_valohai_reuse.stores.s3 import S3Store  # the only place that needs the Amazon provider
+
+        return S3Store(uri, conn_id)
+    raise StoreError(f"artifact_store {uri!r}: scheme {scheme!r} is not supported (use file:// or s3://)")

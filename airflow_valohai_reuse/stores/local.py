@@ -1,0 +1,95 @@
+"""The local artifact store: blobs under a folder, content-addressed and read-only once written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from airflow_valohai_reuse.errors import StoreError
+from airflow_valohai_reuse.fingerprint.checksums import FileStat, NoStatCache, StatCache, cached_sha256
+from airflow_valohai_reuse.stores.base import file_uri_path, link_or_copy
+
+
+class LocalStore:
+    """Blobs under ``root/sha256/<ab>/<sha256>``, read-only once written.
+
+    ``digests`` remembers each blob's checksum under its stat, so verifying a blob costs a stat
+    unless the file changed since it was last hashed.
+    """
+
+    scheme = "file"
+
+    def __init__(self, root: Path, digests: StatCache | None = None) -> None:
+        self.root = root
+        self.digests = digests or NoStatCache()
+
+    @classmethod
+    def from_uri(cls, uri: str, digests: StatCache | None = None) -> LocalStore:
+        return cls(file_uri_path(uri), digests)
+
+    def _blob(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        blob = self._blob(sha256)
+        if self.exists(blob.as_uri(), size, sha256):
+            local_path.unlink()
+            return blob.as_uri()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=".incoming-")
+            os.close(fd)
+            try:
+                os.replace(local_path, tmp)  # a rename when on the same filesystem
+            except OSError:
+                shutil.copyfile(local_path, tmp)
+                local_path.unlink()
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, blob)
+            self.digests.put(str(blob), FileStat.of(blob), sha256)
+        except OSError as exc:
+            raise StoreError(f"cannot store {local_path} in {self.root}: {exc}") from exc
+        return blob.as_uri()
+
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
+        """There with this size and, when ``sha256`` is given, these bytes (hashed again only when
+        the blob's stat changed since it was last hashed)."""
+        try:
+            path = file_uri_path(uri)
+            if path.stat().st_size != size:
+                return False
+            return sha256 is None or cached_sha256(path, self.digests, resolved=True)[0] == sha256
+        except (OSError, StoreError):
+            return False
+
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        return _blobs(self.root, older_than_s)
+
+    def delete(self, uri: str) -> None:
+        file_uri_path(uri).unlink(missing_ok=True)
+
+    def owns(self, uri: str) -> bool:
+        try:
+            return file_uri_path(uri).is_relative_to(self.root / "sha256")
+        except StoreError:
+            return False
+
+    def flush(self) -> None:
+        self.digests.flush()
+
+    def get(self, uri: str, dst: Path) -> None:
+        link_or_copy(file_uri_path(uri), dst)
+
+
+def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:
+    limit = time.time() - older_than_s
+    for blob in sorted((root / "sha256").glob("??/*")):
+        if blob.name.startswith("."):
+            continue  # a write in progress
+        stat = blob.stat()
+        if stat.st_mtime < limit:
+            yield blob.as_uri(), stat.st_size

@@ -1,0 +1,1 @@
+"""Airflow triggers: waiting, without a worker slot, for an identical execution."""
