@@ -37,7 +37,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.engine import URL, ExceptionContext
+
+from airflow_valohai_reuse.cache.urls import cache_url
 
 #: how many timeouts a breaker stays open for: long enough to cover a task's next cache calls
 COOLDOWN_TIMEOUTS = 3
@@ -245,17 +247,21 @@ def _connect_args(url: URL, timeout_s: float) -> dict[str, Any]:
 
 
 def bounded_engine(url: str, timeout_s: float) -> Engine:
-    """An engine for the cache database whose every wait for it ends within about ``timeout_s``."""
-    parsed = make_url(url)
+    """An engine for the cache database whose every wait for it ends within about ``timeout_s``.
+
+    ``postgres://`` and a bare ``postgresql://`` get an installed driver (urls.py); a missing driver
+    raises :class:`~airflow_valohai_reuse.cache.urls.CacheDriverMissing`.
+    """
+    parsed = cache_url(url)
     connect_args = _connect_args(parsed, timeout_s)
     if parsed.get_backend_name() == "sqlite":
-        return create_engine(url, connect_args=connect_args)
+        return create_engine(parsed, connect_args=connect_args)
     if parsed.get_driver_name() != "psycopg2":
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     breaker = breaker_for(url, timeout_s)
     connect_args["connection_factory"] = _watched_connection_class(timeout_s, breaker)
     # the pre-ping is watched like any call: after a restart it finds a dead connection at once
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     event.listen(engine, "do_connect", functools.partial(_connect, breaker))
     event.listen(engine, "handle_error", _lost)
     return engine
