@@ -1,6 +1,7 @@
-"""``valohai-reuse``: plan a run, explain an execution, list, invalidate and collect the cache.
+"""``valohai-reuse``: plan a run, explain an execution, list, invalidate and collect the cache;
+check a deployment's configuration and create or upgrade the cache schema.
 
-Both read the ``[valohai_reuse]`` settings the workers use, so they see the same cache and store.
+They read the ``[valohai_reuse]`` settings the workers use, so they see the same cache and store.
 """
 
 from __future__ import annotations
@@ -52,7 +53,46 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         help="keep artifacts, containers and work folders younger than this (seconds)",
     )
+    db = commands.add_parser("db", help="the cache database's schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser(
+        "upgrade", help="create or upgrade the cache schema (idempotent; run once at deployment)"
+    )
+    commands.add_parser(
+        "check",
+        help="verify the configuration: cache database, artifact store, work folder, Docker daemon "
+        "(exit code 1 on any problem)",
+    )
     return parser
+
+
+def _db(args: argparse.Namespace) -> int:
+    from airflow_valohai_reuse.cache.urls import hidden, normalise
+    from airflow_valohai_reuse.preflight import upgrade
+    from airflow_valohai_reuse.settings import load_settings
+
+    url = load_settings().sql_alchemy_conn
+    where = hidden(normalise(url))
+    try:
+        found, now = upgrade(url)
+    except Exception as exc:  # any failure to reach or change the database is this command's answer
+        print(f"valohai-reuse: cannot upgrade the cache database {where}: {exc}", file=sys.stderr)
+        return 1
+    was = "was empty" if found == 0 else "already current" if found == now else f"was at version {found}"
+    print(f"cache database {where}: schema version {now} ({was})", file=_out)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from airflow_valohai_reuse.preflight import check
+    from airflow_valohai_reuse.settings import load_settings
+
+    findings = check(load_settings())
+    for finding in findings:
+        print(finding.line(), file=_out)
+    failed = [f for f in findings if not f.ok]
+    print(f"{len(failed)} problem(s)" if failed else "no problems found", file=_out)
+    return 1 if failed else 0
 
 
 def _cache() -> Any:
@@ -104,12 +144,12 @@ def _invalidate(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     from airflow_valohai_reuse.cache.lifecycle import collect
-    from airflow_valohai_reuse.reuse.resolve import store_digests
+    from airflow_valohai_reuse.cache.statcache import DigestCache
     from airflow_valohai_reuse.settings import load_settings
     from airflow_valohai_reuse.stores.base import open_store
 
     settings, cache = load_settings(), _cache()
-    store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
+    store = open_store(settings.artifact_store, settings.aws_conn_id, DigestCache(cache))
     report = collect(cache, store, dry_run=args.dry_run, min_age_s=args.min_age)
     verb = "would" if args.dry_run else "did"
     print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone", file=_out)
@@ -157,33 +197,25 @@ def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.factory.factory import build_dags
-    from airflow_valohai_reuse.pipeline.analysis import safe_id
-    from airflow_valohai_reuse.reuse.plan import as_json, plan_dag
+    from airflow_valohai_reuse.reuse.plan import as_json, plan
 
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as exc:
         raise ValohaiReuseError(f"--conf is not JSON: {exc}") from None
-    dags = build_dags(args.path)
-    dag = dags.get(args.pipeline) or dags.get(safe_id(args.pipeline))
-    if dag is None:
-        raise ValohaiReuseError(f"no pipeline {args.pipeline!r} in {args.path}; there are: {', '.join(dags)}")
-    plans = plan_dag(dag, conf)
+    plans = plan(args.path, args.pipeline, conf)
     if args.json:
         print(json.dumps(as_json(plans), indent=2), file=_out)
     else:
-        for plan in plans:
-            print(plan.words(), file=_out)
+        for found in plans:
+            print(found.words(), file=_out)
     return 0
 
 
 def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
     from airflow_valohai_reuse.fingerprint.components import describe, diff
-    from airflow_valohai_reuse.reuse.resolve import open_cache
-    from airflow_valohai_reuse.settings import load_settings
 
-    cache = open_cache(load_settings())
+    cache = _cache()
     execution = cache.get(execution_id)
     if execution is None:
         raise ValohaiReuseError(f"no successful execution with id {execution_id!r}")
@@ -202,7 +234,7 @@ def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
         "code_scope": execution.components["code"].get("scope"),
         "code_files": sorted(execution.components["code"].get("files", {})),
         "parameters": execution.components["parameters"],
-        "outputs": [o["name"] for o in execution.outputs],
+        "outputs": [o.name for o in execution.outputs],
         "compared_with": other.id if other else None,
         "changes": describe(changes) if other else "no earlier execution of this step",
     }
@@ -236,9 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _out = _separate_results_from_logs() if argv is None else sys.stdout
     try:
-        return {"plan": _plan, "explain": _explain, "ls": _ls, "invalidate": _invalidate, "gc": _gc}[
-            args.command
-        ](args)
+        return {
+            "plan": _plan,
+            "explain": _explain,
+            "ls": _ls,
+            "invalidate": _invalidate,
+            "gc": _gc,
+            "db": _db,
+            "check": _check,
+        }[args.command](args)
     except ValohaiReuseError as exc:
         print(f"valohai-reuse: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,9 @@
 """Hashing: how fast a local input is hashed, and how fast an unchanged project is re-fingerprinted.
 
 ``cold_hash_vs_openssl_sha256_ratio``: a local (``file://`` or relative path) input is hashed by
-``inputs.stage_file`` with ``checksums.cached_sha256(src, stat_cache)`` and then hard-linked or
-copied by ``stores.link_or_copy``; hashing and copying are separate passes, so the hashing cost is
-exactly ``cached_sha256`` on a stat-cache miss. It is timed here with ``NoStatCache`` (every call
+``inputs.identify_file`` with ``checksums.cached_sha256(src, stat_cache)`` where it lies (a node
+that runs gets a copy later, see ``bench.snapshot``), so the hashing cost is exactly
+``cached_sha256`` on a stat-cache miss. It is timed here with ``NoStatCache`` (every call
 a miss) against ``hashlib.file_digest(f, "sha256")`` on the same 1 GB file of random bytes, in
 turns, with the file in the page cache for both. The ratio is product throughput over hashlib's
 (hashlib's time over the product's).
@@ -12,7 +12,7 @@ turns, with the file in the page cache for both. The ratio is product throughput
 no real disk use) in 100 folders, made a git work tree as production repositories are, its files
 tracked: the one blob of 1 MB of zeros is written once and the index points every file at it, so
 setting up reads nothing. The timed work is what ``resolve.resolve`` does for the ``code``
-component of a node with ``code-scope: repository``: ``resolve._stat_cache`` (a fresh
+component of a node with ``code-scope: repository``: ``Cache.project_stats`` (a fresh
 ``BatchStatCache`` over a real sqlite ``ExecutionCache``, as each new task makes), ``list_files``
 (``git ls-files``), ``code_component`` and the stat cache's ``flush``. The first run fills the stat
 cache (it reads all 10 GB); the figure is the median of the runs after it. The same work with
@@ -106,11 +106,11 @@ def _track_all(root: Path) -> None:
 
 def _fingerprint_code(root: Path, cache: object) -> dict:
     """The ``code`` component as ``resolve.resolve`` computes it for ``code-scope: repository``."""
+    from airflow_valohai_reuse.cache.failopen import FailOpenCache
     from airflow_valohai_reuse.cache.statcache import BatchStatCache
     from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files
-    from airflow_valohai_reuse.reuse.resolve import _stat_cache
 
-    stat_cache = _stat_cache(cache, root)
+    stat_cache = FailOpenCache(cache).project_stats(str(root.resolve()))
     assert isinstance(stat_cache, BatchStatCache)
     code = code_component(root, list_files(root), stat_cache, "repository")
     stat_cache.flush()

@@ -3,7 +3,7 @@
 The object is uploaded in one PUT with its full-object SHA-256 (``ChecksumAlgorithm="SHA256"``).
 A one-node pipeline whose input defaults to that ``s3://`` URI is built with ``build_dags``, and the
 node's fingerprint is computed with ``resolve.resolve``, the function the operator (and the planner)
-calls: it stages inputs through ``inputs.stage_file``, which for ``s3://`` asks
+calls: it identifies inputs through ``inputs.identify_file``, which for ``s3://`` asks
 ``s3.remote_checksum`` for the stored checksum and defers the download to a run. Only the image id
 is given instead of asked of Docker.
 
@@ -126,13 +126,12 @@ def _node(opts: Options):
 
 def _fingerprint(dag, node) -> dict:
     """The node's fingerprint components, as the operator computes them before deciding."""
-    from airflow_valohai_reuse.reuse.resolve import open_cache, resolve, store_digests
+    from airflow_valohai_reuse.cache.failopen import open_cache
+    from airflow_valohai_reuse.reuse.resolve import resolve
     from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores.base import open_store
 
     settings = load_settings()
-    cache = open_cache(settings)
-    store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
+    cache = open_cache(settings.sql_alchemy_conn)
     with tempfile.TemporaryDirectory(prefix="vr-bench-inputs-") as inputs_dir:
         resolved = resolve(
             node,
@@ -140,7 +139,6 @@ def _fingerprint(dag, node) -> dict:
             variant={},
             upstream={},
             inputs_dir=Path(inputs_dir),
-            store=store,
             cache=cache,
             settings=settings,
             image_id="sha256:" + "0" * 64,

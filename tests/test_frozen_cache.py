@@ -25,7 +25,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from workers import Worker, kill_group, wait_for_container
 
-from airflow_valohai_reuse.cache.executions import Execution, ExecutionCache, _engines
+from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
+from airflow_valohai_reuse.records import Execution
 
 pytestmark = pytest.mark.slow
 

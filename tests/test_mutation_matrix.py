@@ -13,6 +13,7 @@ import pytest
 from harness import run
 
 from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.reuse.plan import HIT, MISS, plan
 
 pytestmark = pytest.mark.slow
 
@@ -157,13 +158,17 @@ def _run(project: Path, docker_client):
 def test_meaningful_change_misses(mutated, docker_client, mutation):
     project, _source = mutated
     MISSES[mutation](project, docker_client)
+    (predicted,) = plan(project / "valohai.yaml", "matrix")
     value, started = _run(project, docker_client)
     assert value["reused"] is False and started == 1
+    assert (predicted.status, predicted.fingerprint) == (MISS, value["fingerprint"])  # the plan agrees
 
 
 @pytest.mark.parametrize("mutation", sorted(HITS))
 def test_cosmetic_change_hits(mutated, docker_client, mutation):
     project, source = mutated
     HITS[mutation](project, docker_client)
+    (predicted,) = plan(project / "valohai.yaml", "matrix")
     value, started = _run(project, docker_client)
     assert value["reused_from"] == source and started == 0
+    assert (predicted.status, predicted.source_execution) == (HIT, source)  # the plan agrees

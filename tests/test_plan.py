@@ -12,7 +12,7 @@ import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.reuse.plan import HIT, MISS, UNKNOWN, plan_dag
+from airflow_valohai_reuse.reuse.plan import HIT, MISS, UNKNOWN, plan
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,13 @@ def project(reuse_env):
 
 def _agrees(plans, result):
     """Every predicted hit is reused from the predicted execution; every predicted miss runs."""
-    for plan in plans:
-        value = result.xcoms[plan.task_id]
-        if plan.status == HIT:
-            assert value["reused_from"] == plan.source_execution, plan
-        elif plan.status == MISS:
-            assert value["reused"] is False, plan
-            assert value["fingerprint"] == plan.fingerprint, plan
+    for predicted in plans:
+        value = result.xcoms[predicted.task_id]
+        if predicted.status == HIT:
+            assert value["reused_from"] == predicted.source_execution, predicted
+        elif predicted.status == MISS:
+            assert value["reused"] is False, predicted
+            assert value["fingerprint"] == predicted.fingerprint, predicted
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_plan_agrees_with_the_run(project, docker_client, change, conf, expected
     assert run(dag, docker_client).state == "success"
     if change:
         (project / change).write_text("changed bytes\n")
-    plans = plan_dag(dag, conf)
+    plans = plan(project / "valohai.yaml", "basic", conf)
     assert {p.task_id: p.status for p in plans} == expected
     result = run(dag, docker_client, conf)
     assert result.state == "success"
@@ -60,7 +60,7 @@ def test_plan_starts_no_container_and_explains_misses(project, docker_client):
     dag = build_dags(project / "valohai.yaml")["basic"]
     run(dag, docker_client)
     before = len(docker_client.containers.list(all=True))
-    plans = {p.task_id: p for p in plan_dag(dag, {"epochs": 9})}
+    plans = {p.task_id: p for p in plan(project / "valohai.yaml", "basic", {"epochs": 9})}
     assert len(docker_client.containers.list(all=True)) == before
     assert plans["fit"].reason == "parameter epochs 2 → 9"
     assert plans["report"].waits_on == ["fit"]
@@ -99,12 +99,11 @@ def test_plan_says_when_an_identical_execution_is_running_elsewhere(project, reu
     from airflow_valohai_reuse.cache.executions import ExecutionCache
     from airflow_valohai_reuse.cache.lease import Leases, owner_info
 
-    dag = build_dags(project / "valohai.yaml")["basic"]
-    (prepare, *_) = plan_dag(dag)
+    (prepare, *_) = plan(project / "valohai.yaml", "basic")
     assert prepare.status == MISS and "running now" not in prepare.reason
     leases = Leases(ExecutionCache(f"sqlite:///{reuse_env / 'cache.db'}").engine, seconds=60)
     owner = owner_info(dag_id="basic", run_id="nightly", task_id="prepare", map_index=-1)
     assert leases.acquire(prepare.fingerprint, "someone-else", owner) == (True, None)
-    (again, *_) = plan_dag(dag)
+    (again, *_) = plan(project / "valohai.yaml", "basic")
     assert again.status == MISS
     assert "an identical execution is running now in basic/nightly/prepare" in again.reason

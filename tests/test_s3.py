@@ -12,7 +12,7 @@ import pytest
 from harness import copy_project, run
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.reuse.plan import MISS, plan_dag
+from airflow_valohai_reuse.reuse.plan import MISS, plan
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +35,11 @@ def _gets(log: Path) -> int:
 def test_s3_input_fingerprinted_without_download_and_outputs_stored_in_s3(reuse_env, s3, docker_client):
     client, log = s3
     _put(client, b"a\nb\nc\n")
-    dag = build_dags(copy_project(S3_PIPELINE, reuse_env / "project") / "valohai.yaml")["s3"]
+    project = copy_project(S3_PIPELINE, reuse_env / "project")
+    dag = build_dags(project / "valohai.yaml")["s3"]
 
-    (plan,) = plan_dag(dag)
-    assert plan.status == MISS
+    (predicted,) = plan(project / "valohai.yaml", "s3")
+    assert predicted.status == MISS
     assert _gets(log) == 0  # fingerprinting read no byte of the input
 
     first = run(dag, docker_client)

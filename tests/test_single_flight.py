@@ -28,10 +28,14 @@ HOLD_S = 10  # long enough for the test to pause the container however loaded th
 
 @pytest.fixture
 def fleet(tmp_path, postgres_url):
-    """Make workers sharing one PostgreSQL cache, one local artifact store and a short lease."""
+    """Make workers sharing one PostgreSQL cache, one local artifact store and a short lease.
+
+    The cache database is new and empty: the workers are the first to open it (and create its
+    schema, all at once), through the URL written the common way, a bare ``postgresql://``.
+    """
     prefix = f"sf{uuid.uuid4().hex[:6]}_"
     env = {
-        "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": postgres_url,
+        "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": "postgresql://" + postgres_url.split("://", 1)[1],
         "AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE": (tmp_path / "artifacts").as_uri(),
         "AIRFLOW__VALOHAI_REUSE__DAG_ID_PREFIX": prefix,
         "AIRFLOW__VALOHAI_REUSE__LEASE_SECONDS": "6",
@@ -52,7 +56,7 @@ def fleet(tmp_path, postgres_url):
         return workers
 
     make.dag_id = f"{prefix}flight"
-    make.cache = ExecutionCache(postgres_url)
+    make.cache = lambda: ExecutionCache(postgres_url)  # opened after the workers have
     yield make
     for run in runs:
         kill_group(run)
@@ -85,12 +89,12 @@ def test_eight_identical_runs_start_one_container_each_node(fleet, docker_client
     for task_id in ("slow", "after"):
         started = container_events(docker_client, since, _task(fleet.dag_id, task_id))
         assert len(started) == 1, f"{task_id}: {len(started)} containers for 8 identical runs"
-        (entry,) = fleet.cache.entries(step=task_id)
+        (entry,) = fleet.cache().entries(step=task_id)
         published = [value for worker in workers for value in worker.xcom(task_id, "valohai_execution")]
         assert len(published) == 8
         assert {value["execution_id"] for value in published} == {entry.id}
         assert sum(value["reused"] for value in published) == 7
-    assert _leases(fleet.cache) == 0
+    assert _leases(fleet.cache()) == 0
 
 
 def test_lease_of_a_dead_worker_is_taken_over_after_it_expires(fleet, docker_client):
@@ -110,11 +114,11 @@ def test_lease_of_a_dead_worker_is_taken_over_after_it_expires(fleet, docker_cli
     print(f"\nlease takeover: the survivor's container started {takeover_s:.1f} s after the kill")
 
     assert "taking over the lease of" in survivor.output()
-    (entry,) = fleet.cache.entries(step="slow")
+    (entry,) = fleet.cache().entries(step="slow")
     assert entry.id == alive.xcom("slow", "valohai_execution")[0]["execution_id"]
     assert entry.run_id == taken["Actor"]["Attributes"][f"{LABEL}.run-id"]
     assert dead.xcom("slow", "valohai_execution") == []
-    assert _leases(fleet.cache) == 0
+    assert _leases(fleet.cache()) == 0
 
 
 def test_cancelled_run_records_nothing_and_frees_its_lease(fleet, docker_client):
@@ -128,7 +132,7 @@ def test_cancelled_run_records_nothing_and_frees_its_lease(fleet, docker_client)
     assert worker.task_states("slow") == ["failed"]
     assert "Stopping docker container" in run.output()
     assert docker_client.containers.list(filters={"id": first["id"]}) == []
-    assert fleet.cache.entries(live=False) == []
-    assert _leases(fleet.cache) == 0
-    with create_engine(str(fleet.cache.engine.url)).connect() as conn:
+    assert fleet.cache().entries(live=False) == []
+    assert _leases(fleet.cache()) == 0
+    with create_engine(str(fleet.cache().engine.url)).connect() as conn:
         assert conn.execute(text("select count(*) from vr_executions")).scalar() == 0

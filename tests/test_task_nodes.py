@@ -155,10 +155,10 @@ def test_pinning_a_task_node_is_refused(project):
 
 
 def test_list_metadata_spreads_into_variants_each_reused_and_planned(project, docker_client):
-    from airflow_valohai_reuse.reuse.plan import HIT, UNKNOWN, plan_dag
+    from airflow_valohai_reuse.reuse.plan import HIT, UNKNOWN, plan
 
     dag = build_dags(project / "valohai.yaml")["spread"]
-    assert {p.status for p in plan_dag(dag) if p.task_id != "pick"} == {UNKNOWN}
+    assert {p.status for p in plan(project / "valohai.yaml", "spread") if p.task_id != "pick"} == {UNKNOWN}
     first = run(dag, docker_client)
     assert first.state == "success", first.task_states
     assert first.containers_started == 4  # pick, two variants, total
@@ -168,7 +168,7 @@ def test_list_metadata_spreads_into_variants_each_reused_and_planned(project, do
         "square-5.txt",
     ]
 
-    plans = plan_dag(dag)
+    plans = plan(project / "valohai.yaml", "spread")
     assert [(p.task_id, p.map_index, p.status) for p in plans] == [
         ("pick", None, HIT),
         ("squares", 0, HIT),

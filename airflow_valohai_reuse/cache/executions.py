@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,60 +17,41 @@ from sqlalchemy import (
     update,
 )
 
+from airflow_valohai_reuse.cache import ledger
 from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
+from airflow_valohai_reuse.records import Execution, Output, Published
 from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"
 
 
-@dataclass
-class Execution:
-    """A successful execution: what determined it and what it produced."""
-
-    id: str
-    fingerprint: str
-    fingerprint_version: int
-    step: str
-    components: dict[str, Any]
-    outputs: list[dict[str, Any]]
-    metadata: dict[str, Any] = field(default_factory=dict)
-    pipeline: str | None = None
-    node: str | None = None
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_s: float | None = None
-    expires_at: datetime | None = None
-    invalidated_at: datetime | None = None
-    invalidated_by: str | None = None
-    invalidation_reason: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Execution:
-        return cls(
-            id=row.id,
-            fingerprint=row.fingerprint,
-            fingerprint_version=row.fingerprint_version,
-            step=row.step,
-            components=json.loads(row.components),
-            outputs=json.loads(row.outputs),
-            metadata=json.loads(row.exec_metadata),
-            pipeline=row.pipeline,
-            node=row.node,
-            dag_id=row.dag_id,
-            run_id=row.run_id,
-            task_id=row.task_id,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            duration_s=row.duration_s,
-            expires_at=row.expires_at,
-            invalidated_at=row.invalidated_at,
-            invalidated_by=row.invalidated_by,
-            invalidation_reason=row.invalidation_reason,
-        )
+def _execution(row: Any) -> Execution:
+    details = json.loads(row.exec_metadata)
+    return Execution(
+        id=row.id,
+        fingerprint=row.fingerprint,
+        fingerprint_version=row.fingerprint_version,
+        step=row.step,
+        components=json.loads(row.components),
+        outputs=[Output.from_dict(o) for o in json.loads(row.outputs)],
+        parameters=details.get("parameters", {}),
+        inputs=details.get("inputs", {}),
+        environment=details.get("environment", {}),
+        metadata=details.get("metadata", {}),
+        pipeline=row.pipeline,
+        node=row.node,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        expires_at=row.expires_at,
+        invalidated_at=row.invalidated_at,
+        invalidated_by=row.invalidated_by,
+        invalidation_reason=row.invalidation_reason,
+    )
 
 
 _engines: dict[str, Engine] = {}
@@ -116,42 +96,40 @@ def _live() -> Any:
 
 
 class ExecutionCache:
-    """Lookups and records of successful executions (the stat caches live in statcache.py)."""
+    """Lookups and records of successful executions, and the run ledger. Database errors reach the
+    caller: tasks use it through :class:`~airflow_valohai_reuse.cache.failopen.FailOpenCache`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = engine_for(url)
 
+    def _one(self, query: Any) -> Execution | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _execution(row) if row else None
+
     def lookup(self, fingerprint: str) -> Execution | None:
         """The newest successful execution with exactly this fingerprint."""
-        query = (
+        return self._one(
             select(executions)
             .where(executions.c.fingerprint == fingerprint, _live())
             .order_by(executions.c.finished_at.desc())
             .limit(1)
         )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return Execution.from_row(row) if row else None
 
     def get(self, execution_id: str) -> Execution | None:
-        query = select(executions).where(executions.c.id == execution_id, _live())
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return Execution.from_row(row) if row else None
+        return self._one(select(executions).where(executions.c.id == execution_id, _live()))
 
     def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
         """The newest successful execution of the same step (finished before ``before``, if given)."""
         query = select(executions).where(executions.c.step == step, _live())
         if before is not None:
             query = query.where(executions.c.finished_at < before)
-        query = query.order_by(executions.c.finished_at.desc()).limit(1)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return Execution.from_row(row) if row else None
+        return self._one(query.order_by(executions.c.finished_at.desc()).limit(1))
 
-    def record(self, execution: Execution) -> None:
-        """Record a finished, successful execution; called only after its outputs are stored."""
+    def record(self, execution: Execution, entry: ledger.Entry | None = None) -> None:
+        """Record a finished, successful execution (called only after its outputs are stored), and
+        the task instance's ledger row in the same transaction."""
         values = {
             "id": execution.id,
             "fingerprint": execution.fingerprint,
@@ -164,8 +142,8 @@ class ExecutionCache:
             "task_id": execution.task_id,
             "status": SUCCEEDED,
             "components": json.dumps(execution.components, sort_keys=True),
-            "outputs": json.dumps(execution.outputs, sort_keys=True),
-            "exec_metadata": json.dumps(execution.metadata, sort_keys=True),
+            "outputs": json.dumps([o.as_dict() for o in execution.outputs], sort_keys=True),
+            "exec_metadata": json.dumps(execution.details(), sort_keys=True),
             "started_at": execution.started_at,
             "finished_at": execution.finished_at or datetime.now(UTC),
             "duration_s": execution.duration_s,
@@ -173,6 +151,23 @@ class ExecutionCache:
         }
         with self.engine.begin() as conn:
             conn.execute(insert(executions).values(**values))
+            if entry is not None:
+                ledger.write(conn, entry)
+
+    # The run ledger.
+    def publish(self, entry: ledger.Entry) -> None:
+        """The ledger row of a task instance that published an execution it did not record."""
+        with self.engine.begin() as conn:
+            ledger.write(conn, entry)
+
+    def forget(self, key: ledger.TaskKey) -> None:
+        """Drop a task instance's row as its new try starts, so no reader sees the old try's."""
+        with self.engine.begin() as conn:
+            ledger.forget(conn, key)
+
+    def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> dict[str, list[Published]]:
+        with self.engine.connect() as conn:
+            return ledger.read(conn, dag_id, run_id, task_ids)
 
     # Lifecycle: listing, invalidating (who and why are kept), what gc may collect.
     def entries(
@@ -185,7 +180,7 @@ class ExecutionCache:
             query = query.where(executions.c.pipeline == pipeline)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(executions.c.finished_at.desc())).all()
-        return [Execution.from_row(row) for row in rows]
+        return [_execution(row) for row in rows]
 
     def invalidate(self, ids: list[str], *, by: str, reason: str) -> int:
         """Mark entries as not reusable; they stay, with when, who and why, for the record."""
@@ -198,21 +193,3 @@ class ExecutionCache:
         )
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount
-
-
-class NullCache:
-    """Stands in when the cache database cannot be reached: nothing found, nothing recorded."""
-
-    url = "(unavailable)"
-
-    def lookup(self, fingerprint: str) -> Execution | None:
-        return None
-
-    def get(self, execution_id: str) -> Execution | None:
-        return None
-
-    def nearest(self, step: str, before: datetime | None = None) -> Execution | None:
-        return None
-
-    def record(self, execution: Execution) -> None:
-        return None

@@ -151,13 +151,23 @@ class Flight:
     ``Flight.unguarded()`` stands in when there is no cache database to hold leases in.
     """
 
-    def __init__(self, leases_: Leases | None, fingerprint: str, logger: logging.Logger = log) -> None:
+    def __init__(
+        self,
+        leases_: Leases | None,
+        fingerprint: str,
+        logger: logging.Logger = log,
+        owner: dict[str, Any] | None = None,
+    ) -> None:
         self.leases = leases_
         self.fingerprint = fingerprint
+        #: who holds the lease once claimed, for the waiting side's log
+        self.owner = owner or {}
         self.holder = str(uuid.uuid4())
         self.log = logger
         #: the expired lease this flight took over: its holder's container may still be running
         self.taken_over: Held | None = None
+        #: the lease is ours: the heartbeat renews it inside ``with``, and leaving releases it
+        self.claimed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -168,20 +178,21 @@ class Flight:
     @property
     def lease_holder(self) -> str:
         """The holder that labels this flight's container; empty when no lease guards it."""
-        return self.holder if self.leases is not None else ""
+        return self.holder if self.claimed else ""
 
-    def claim(self, owner: dict[str, Any]) -> Held | None:
+    def claim(self) -> Held | None:
         """Take the lease, or return the live lease someone else holds. Database errors: run unguarded."""
         if self.leases is None:
             return None
         try:
-            ours, previous = self.leases.acquire(self.fingerprint, self.holder, owner)
+            ours, previous = self.leases.acquire(self.fingerprint, self.holder, self.owner)
         except SQLAlchemyError as exc:
             self.log.warning("could not take the single-flight lease (%s); running without it", exc)
             self.leases = None
             return None
         if not ours:
             return previous
+        self.claimed = True
         if previous is not None:
             self.taken_over = previous
             late = (_now() - previous.expires_at).total_seconds()
@@ -193,7 +204,7 @@ class Flight:
         return None
 
     def __enter__(self) -> Flight:
-        if self.leases is not None:
+        if self.claimed and self.leases is not None:
             self._thread = threading.Thread(target=self._beat, name="valohai-reuse-lease", daemon=True)
             self._thread.start()
         return self
@@ -226,7 +237,8 @@ class Flight:
             # a renewal in progress takes milliseconds; on an unresponsive database it would hold the
             # task for the cache timeout, for a lease release() deletes (or lets expire) anyway
             self._thread.join(_HEARTBEAT_JOIN_S)
-        if self.leases is not None:
+        if self.claimed and self.leases is not None:
+            self.claimed = False
             try:
                 self.leases.release(self.fingerprint, self.holder)
             except SQLAlchemyError as err:

@@ -28,7 +28,7 @@ def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_a
     report = GcReport()
     live = cache.entries()
     for entry in live:
-        gone = [o["name"] for o in entry.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
+        gone = [o.name for o in entry.outputs if not store.exists(o.uri, o.size, o.checksum)]
         if gone:
             report.invalidated.append(entry.id)
             if not dry_run:
@@ -36,7 +36,7 @@ def collect(cache: ExecutionCache, store: ArtifactStore, *, dry_run: bool, min_a
                     [entry.id], by=GC_BY, reason=f"outputs gone from the store: {', '.join(gone)}"
                 )
     store.flush()
-    referenced = {o["uri"] for e in live if e.id not in report.invalidated for o in e.outputs}
+    referenced = {o.uri for e in live if e.id not in report.invalidated for o in e.outputs}
     for uri, size in store.blobs(min_age_s):
         if uri not in referenced:
             report.deleted.append(uri)

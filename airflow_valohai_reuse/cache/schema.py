@@ -2,13 +2,15 @@
 
 Version 1: executions, file digests. Version 2: invalidation (when, who, why) and expiry columns.
 Version 3: leases, so that one worker runs a fingerprint while the others wait for it.
+Version 4: the run ledger, which execution each task instance published and how.
 An upgrade adds what is missing and never drops or rewrites an entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +33,7 @@ from sqlalchemy import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -84,6 +86,24 @@ leases = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# version 4: one row per task instance (its latest try): what it published, and whether it ran,
+# reused or was pinned. Downstream nodes read their upstreams' rows in one query; views read runs.
+ledger = Table(
+    "vr_ledger",
+    metadata,
+    Column("dag_id", String(250), primary_key=True),
+    Column("run_id", String(250), primary_key=True),
+    Column("task_id", String(250), primary_key=True),
+    Column("map_index", Integer, primary_key=True),
+    Column("try_number", Integer),
+    Column("kind", String(16), nullable=False),
+    Column("execution_id", String(36), nullable=False, index=True),
+    Column("step", String(512)),
+    Column("node", String(512)),
+    Column("published", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 schema_info = Table(
     "vr_schema",
     metadata,
@@ -106,27 +126,82 @@ def _to_v3(conn: Connection) -> None:
     """The lease table is new; ``create_all`` has made it already."""
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
+def _to_v4(conn: Connection) -> None:
+    """The ledger table is new; ``create_all`` has made it already."""
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 def migrate(engine: Engine) -> int:
-    """Create missing tables and bring the schema to :data:`SCHEMA_VERSION`; returns the old version."""
-    existed = inspect(engine).has_table("vr_executions")
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        row = conn.execute(select(schema_info.c.version)).first()
-        if row is None:
-            version = 1 if existed else SCHEMA_VERSION
-            conn.execute(insert(schema_info).values(id=1, version=version))
-        else:
-            version = row.version
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the cache database has schema version {version}, newer than this package's "
-                f"{SCHEMA_VERSION}; upgrade airflow-valohai-reuse"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            log.info("migrating the execution cache schema to version %d", target)
-            MIGRATIONS[target](conn)
-            conn.execute(update(schema_info).values(version=target))
-    return version
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version found (0: an empty database).
+
+    Safe when any number of processes open an empty or older database at once: they upgrade it one
+    after the other under a lock, and each sees what the one before did (PostgreSQL: a
+    transaction-scoped advisory lock, the upgrade being one transaction; SQLite: its write lock,
+    taken before anything is read). Other databases get no lock: run ``valohai-reuse db upgrade``
+    once before the workers start. A new version is its tables in :data:`metadata` and an entry in
+    :data:`MIGRATIONS` for what ``create_all`` cannot do (columns of existing tables).
+    """
+    with engine.connect() as conn:
+        recorded = _recorded(conn)
+    if recorded == SCHEMA_VERSION:
+        return recorded  # the common case: one read, no lock
+    with _schema_lock(engine) as conn:
+        return _upgrade(conn)
+
+
+#: the PostgreSQL advisory lock key of schema changes (the bytes of "vr_schem")
+_PG_LOCK_KEY = 0x76725F736368656D
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that only one process at a time holds for the schema."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            yield conn
+        return
+    # the driver's own transactions begin lazily and only before DML; this one holds the write lock
+    # (waiting for it up to the busy timeout) before the schema is read
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+
+
+def _recorded(conn: Connection) -> int | None:
+    """The version in ``vr_schema``; None where the table or its row is missing."""
+    if not inspect(conn).has_table(schema_info.name):
+        return None
+    row = conn.execute(select(schema_info.c.version)).first()
+    return None if row is None else row.version
+
+
+def _upgrade(conn: Connection) -> int:
+    """Under the schema lock; what another process did before it got the lock is not done again."""
+    recorded = _recorded(conn)
+    found = recorded if recorded is not None else int(inspect(conn).has_table(executions.name))
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the cache database has schema version {found}, newer than this package's "
+            f"{SCHEMA_VERSION}; upgrade airflow-valohai-reuse"
+        )
+    metadata.create_all(conn)
+    if recorded is None:
+        if found == 0:
+            log.info("created the execution cache schema, version %d", SCHEMA_VERSION)
+        conn.execute(insert(schema_info).values(id=1, version=found or SCHEMA_VERSION))
+    start = found or SCHEMA_VERSION  # an empty database was made at the current version
+    for target in range(start + 1, SCHEMA_VERSION + 1):
+        log.info("migrating the execution cache schema to version %d", target)
+        MIGRATIONS[target](conn)
+        conn.execute(update(schema_info).values(version=target))
+    return found

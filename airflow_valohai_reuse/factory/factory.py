@@ -2,7 +2,7 @@
 
 A task node (parameter sweep) becomes one mapped ReusableDockerOperator, one map index per variant.
 
-This is the only module that knows both formats.
+The module where pipeline specs (pipeline/) become Airflow objects: DAGs, Params, tasks, mapping.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 from valohai_yaml.objs import Pipeline, Step
-from valohai_yaml.objs.pipelines.edge_merge_mode import EdgeMergeMode
 
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
-from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineNode, PipelineSpec
+from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
 
 log = logging.getLogger(__name__)
@@ -98,41 +97,6 @@ def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> 
     return partial.expand(variant=variants)
 
 
-def _pipeline_spec(a: Analysis) -> PipelineSpec:
-    out_globs: dict[str, list[str]] = {name: [] for name in a.task_ids}
-    for edges in a.incoming.values():
-        for edge in edges["input"]:
-            if edge.source_kind == "output":
-                out_globs[edge.source_node].append(edge.source_key)
-    nodes = {
-        n: PipelineNode(a.task_ids[n], a.steps[n].name, tuple(out_globs[n]), n in a.sweeps)
-        for n in a.task_ids
-    }
-    return PipelineSpec(a.pipeline.name, nodes)
-
-
-def _node_spec(a: Analysis, name: str) -> NodeSpec:
-    node = a.nodes[name]
-    sweep = a.sweeps.get(name)
-    spread = sweep.spread_from if sweep else None
-    return NodeSpec(
-        pipeline=a.pipeline.name,
-        node=name,
-        step=a.steps[name],
-        repository=a.repo,
-        source_file=str(a.path),
-        inputs_from_edges=tuple(a.incoming[name]["input"]),
-        parameters_from_edges=tuple(e for e in a.incoming[name]["parameter"] if e != spread),
-        environment_from_edges=tuple(a.incoming[name]["env"]),
-        pipeline_parameters={k: tuple(v) for k, v in a.targets.get(name, {}).items()},
-        append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
-        code_scope=a.project.scope_for(a.steps[name].name),
-        ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),
-        fingerprint_secrets=a.project.step_secrets.get(a.steps[name].name, ()),
-        variants_from=spread,
-    )
-
-
 def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
     pipeline = a.pipeline
     return DAG(
@@ -155,7 +119,10 @@ def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
                 type="object",
                 description='Pin nodes to past executions: {"node name": "execution id"}.',
             ),
-            **a.params,
+            **{
+                name: Param(p.default, description=p.description, **({"type": p.type} if p.type else {}))
+                for name, p in a.params.items()
+            },
         },
     )
 
@@ -163,7 +130,7 @@ def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
 def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
     from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
 
-    spec = _pipeline_spec(a)
+    spec = pipeline_spec(a)
     dag = _dag(a, dag_id, schedule)
     feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}
     tasks: dict[str, Any] = {}
@@ -174,7 +141,7 @@ def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[st
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("retry_delay", timedelta(seconds=30))
         kwargs.update(
-            task_id=task_id, task_display_name=name, node=_node_spec(a, name), pipeline=spec, dag=dag
+            task_id=task_id, task_display_name=name, node=node_spec(a, name), pipeline=spec, dag=dag
         )
         if name in a.sweeps:
             tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), a.sweeps[name], task_id, tasks)

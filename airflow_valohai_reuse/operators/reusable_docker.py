@@ -5,34 +5,26 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_valohai_reuse.cache.executions import Execution, NullCache
-from airflow_valohai_reuse.cache.lease import Flight, Leases, owner_info
+from airflow_valohai_reuse.cache.failopen import Cache, open_cache
+from airflow_valohai_reuse.cache.lease import Flight, owner_info
+from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.errors import OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
+from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.orphans import stop_orphans
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
-from airflow_valohai_reuse.pipeline.stepdef import is_secret, render_script
+from airflow_valohai_reuse.pipeline.stepdef import render_script
+from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
+from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
+from airflow_valohai_reuse.reuse.image import image_identity
 from airflow_valohai_reuse.reuse.pins import check_pins
-from airflow_valohai_reuse.reuse.resolve import (
-    Cache,
-    Resolved,
-    check_publishable,
-    find_reusable,
-    merge_upstream,
-    miss_reason,
-    open_cache,
-    publication,
-    resolve,
-    store_digests,
-    upstream_tasks,
-)
+from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
+from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
 from airflow_valohai_reuse.runtime.outputs import collect_outputs, parse_metadata
 from airflow_valohai_reuse.runtime.staging import changed_inputs, fetch_deferred, place_inputs, stamp_inputs
@@ -43,7 +35,7 @@ from airflow_valohai_reuse.stores.base import ArtifactStore, open_store
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-XCOM_KEY = "valohai_execution"
+__all__ = ["XCOM_KEY", "ReusableDockerOperator"]
 
 
 class ReusableDockerOperator(DockerOperator):
@@ -81,20 +73,25 @@ class ReusableDockerOperator(DockerOperator):
         if settings.docker_url and self.docker_url is None:
             self.docker_url = settings.docker_url
         params = context["params"]
-        cache = open_cache(settings, self.log)
+        cache = open_cache(settings.sql_alchemy_conn, self.log)
+        cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
         pins = check_pins(params.get("reuse_nodes") or {}, self.pipeline, cache)
-        if self.node.node in pins:
-            execution = pins[self.node.node]
-            self.log.info("node pinned by reuse_nodes to execution %s", execution.id)
-            return self._publish(context, execution, reused=True, details=execution.metadata)
-        ti = context["ti"]
-        upstream = {
-            t: merge_upstream(t, ti.xcom_pull(task_ids=t, key=XCOM_KEY)) for t in upstream_tasks(self.node)
-        }
+        pin = pinned(self.node.node, pins)
+        if pin is not None:
+            self.log.info("node pinned by reuse_nodes to execution %s", pin.execution.id)
+            return self._reuse(context, cache, pin.execution, Kind.PINNED)
+        upstream = read_upstream(
+            self.node,
+            cache=cache,
+            dag_id=self.dag_id,
+            run_id=context["run_id"],
+            mapped={n.task_id for n in self.pipeline.nodes.values() if n.mapped},
+            pull=lambda task_id: context["ti"].xcom_pull(task_ids=task_id, key=XCOM_KEY),
+        )
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
         keep = settings.keep_work_dirs
         try:
-            store = open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache))
+            store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
             resolved = resolve(
                 self.node,
                 params=params,
@@ -103,10 +100,10 @@ class ReusableDockerOperator(DockerOperator):
                 inputs_dir=work.inputs,
                 cache=cache,
                 settings=settings,
-                image_id=self._image_id(),
+                image_id=image_identity(self.cli, self.image, self.log),
                 logger=self.log,
             )
-            return self._decide(
+            return self._act(
                 context, settings, cache, store, resolved, work, bool(params["reuse_executions"])
             )
         except OutputError:
@@ -116,7 +113,7 @@ class ReusableDockerOperator(DockerOperator):
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 
-    def _decide(
+    def _act(
         self,
         context: Context,
         settings: Settings,
@@ -126,42 +123,46 @@ class ReusableDockerOperator(DockerOperator):
         work: WorkTree,
         reuse: bool,
     ) -> dict[str, Any] | None:
-        details = resolved.details(settings.secret_env_patterns)
-        if not reuse:
-            self.log.info("reuse_executions is off: running")
-            return self._run_and_record(context, settings, cache, store, resolved, work, details)
-        hit = find_reusable(cache, store, resolved.fingerprint, self.log)
-        if hit is not None:
-            return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
-        reason, nearest = miss_reason(cache, self.node.step.name, resolved.fingerprint)
-        against = f" (compared with execution {nearest.id})" if nearest else ""
-        self.log.info("not reused: %s%s", reason, against)
-        flight = self._flight(cache, settings, resolved.fingerprint.digest)
-        held = flight.claim(self._owner(context))
-        if held is not None:
-            self.log.info(
-                "an identical execution is running in %s; waiting for it (lease until %s)",
-                held.describe(),
-                f"{held.expires_at:%H:%M:%S}Z",
-            )
-            from airflow_valohai_reuse.triggers.execution_done import (
-                ExecutionDoneTrigger,  # not needed to parse DAGs
-            )
-
-            self.defer(
-                trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
-                method_name="resume_after_wait",
-            )
-        self._lease_holder = flight.lease_holder
+        run = resolved.details(settings.secret_env_patterns)
+        flight = Flight(
+            cache.leases(settings.lease_seconds), resolved.fingerprint.digest, self.log, self._owner(context)
+        )
+        found = decide(
+            resolved,
+            step=self.node.step.name,
+            reuse=reuse,
+            cache=cache,
+            store=store,
+            flight=flight,
+            logger=self.log,
+        )
+        if isinstance(found, Hit):
+            return self._reuse(context, cache, found.execution, Kind.REUSED, run)
+        if isinstance(found, Wait):
+            self._wait(found, resolved, settings)
+        assert isinstance(found, Miss)
+        against = f" (compared with execution {found.nearest.id})" if found.nearest else ""
+        self.log.info("not reused: %s%s", found.reason, against)
         with flight:
             if flight.taken_over is not None:
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
-            # it may have been recorded between the lookup and the claim
-            hit = find_reusable(cache, store, resolved.fingerprint, self.log)
-            if hit is not None:
-                return self._publish(context, hit, reused=True, details={**hit.metadata, **details})
-            return self._run_and_record(context, settings, cache, store, resolved, work, details)
+            return self._run_and_record(
+                context, settings, cache, store, resolved, work, run, flight.lease_holder
+            )
+
+    def _wait(self, found: Wait, resolved: Resolved, settings: Settings) -> None:
+        self.log.info(
+            "an identical execution is running in %s; waiting for it (lease until %s)",
+            found.holder.describe(),
+            f"{found.holder.expires_at:%H:%M:%S}Z",
+        )
+        from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger  # not needed to parse
+
+        self.defer(
+            trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
+            method_name="resume_after_wait",
+        )
 
     def resume_after_wait(
         self, context: Context, event: dict[str, Any] | None = None
@@ -176,12 +177,6 @@ class ReusableDockerOperator(DockerOperator):
             self.log.warning("waiting failed (%s); deciding again", event.get("error"))
         return self.execute(context)
 
-    @staticmethod
-    def _flight(cache: Cache, settings: Settings, fingerprint: str) -> Flight:
-        if isinstance(cache, NullCache):
-            return Flight.unguarded(fingerprint)
-        return Flight(Leases(cache.engine, settings.lease_seconds), fingerprint)
-
     def _owner(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         return owner_info(
@@ -191,6 +186,11 @@ class ReusableDockerOperator(DockerOperator):
             map_index=getattr(ti, "map_index", -1),
         )
 
+    def _key(self, context: Context) -> TaskKey:
+        map_index = getattr(context["ti"], "map_index", -1)
+        return TaskKey(self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index)
+
+    # -- running ----------------------------------------------------------------------------------
     def _run_and_record(
         self,
         context: Context,
@@ -199,143 +199,101 @@ class ReusableDockerOperator(DockerOperator):
         store: ArtifactStore,
         resolved: Resolved,
         work: WorkTree,
-        details: dict[str, Any],
+        run: dict[str, Any],
+        holder: str,
     ) -> dict[str, Any] | None:
         stage_code(self.node.repository, resolved.code, work.repository)
         place_inputs(resolved.inputs, work.inputs, store)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
         stamps = stamp_inputs(work.inputs)
-        execution = self._run(context, resolved, details, work, store, settings)
-        value = publication(execution, reused=False, details=execution.metadata, node=self.node.node)
-        check_publishable(value)
-        self._record(cache, execution, changed_inputs(work.inputs, stamps))
-        return self._publish(context, execution, reused=False, details=execution.metadata)
-
-    def _record(self, cache: Cache, execution: Execution, changed_inputs: list[str]) -> None:
-        if changed_inputs:
+        execution = self._run(context, resolved, run, work, store, settings, holder)
+        published = Published.of(execution, Kind.RAN, self.node.node)
+        published.check_publishable()
+        changed = changed_inputs(work.inputs, stamps)
+        if changed:
             self.log.warning(
                 "input files were written while the container ran (%s): its outputs may come from other "
                 "bytes than the fingerprint says, so execution %s is published but not recorded for reuse",
-                ", ".join(changed_inputs),
+                ", ".join(changed),
                 execution.id,
             )
-            return
-        try:
-            cache.record(execution)
-        except SQLAlchemyError as exc:
-            self.log.warning(
-                "could not record execution %s in the cache (%s); outputs are kept", execution.id, exc
-            )
+            return self._publish(context, cache, published)
+        if not cache.record(execution, self._entry(context, published)):
+            self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
+        return self._push(context, published)
 
-    def _image_id(self) -> str:
-        from docker.errors import ImageNotFound
-
-        try:
-            return self.cli.inspect_image(self.image)["Id"]
-        except ImageNotFound:
-            self.log.info("pulling %s to learn its content identity", self.image)
-            self.cli.pull(self.image)
-            return self.cli.inspect_image(self.image)["Id"]
-
-    # -- running ----------------------------------------------------------------------------------
     def _run(
         self,
         context: Context,
         resolved: Resolved,
-        details: dict[str, Any],
+        run: dict[str, Any],
         work: WorkTree,
         store: ArtifactStore,
         settings: Settings,
+        holder: str,
     ) -> Execution:
         execution_id = str(uuid.uuid4())
         started = datetime.now(UTC)
-        fingerprint, variables = resolved.fingerprint, resolved.variables
-        work.write_config(resolved.parameters, resolved.inputs, self._execution_json(context, execution_id))
-        secret = {k: v for k, v in variables.items() if is_secret(k, settings.secret_env_patterns)}
-        self.environment = {
-            **{k: v for k, v in variables.items() if k not in secret},
-            **container_environment(execution_id),
-        }
+        config = container.execution_json(self.node, self.image, self.dag_id, context["run_id"], execution_id)
+        work.write_config(resolved.parameters, resolved.inputs, config)
+        public, secret = container.split_secrets(resolved.variables, settings.secret_env_patterns)
+        self.environment = {**public, **container_environment(execution_id)}
         self._private_environment = {**getattr(self, "_private_environment", {}), **secret}
-        _mask_secrets(secret, resolved.parameters, settings.secret_env_patterns)
+        container.mask_secrets(secret, resolved.parameters, settings.secret_env_patterns)
         self.mounts = [*work.mounts()]
+        where = (self.dag_id, context["run_id"], self.task_id)
         self.labels = {
             **(self.labels if isinstance(self.labels, dict) else {}),
-            "io.valohai-reuse.dag-id": self.dag_id,
-            "io.valohai-reuse.run-id": context["run_id"],
-            "io.valohai-reuse.task-id": self.task_id,
-            "io.valohai-reuse.execution-id": execution_id,
-            # what a takeover looks for to stop a dead worker's container (orphans.py)
-            "io.valohai-reuse.fingerprint": fingerprint.digest,
-            "io.valohai-reuse.lease-holder": getattr(self, "_lease_holder", ""),
+            **container.labels(*where, execution_id, resolved.fingerprint.digest, holder),
         }
         self.command = [render_script(self.node.step, resolved.parameters)]
         clock = time.monotonic()
         lines = super().execute(context)
         duration = time.monotonic() - clock
-        outputs = collect_outputs(work.outputs, store)
-        return Execution(
-            id=execution_id,
-            fingerprint=fingerprint.digest,
-            fingerprint_version=fingerprint.version,
-            step=self.node.step.name,
-            components=dict(fingerprint.components),
-            outputs=outputs,
-            metadata={
-                **details,
-                "metadata": parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
-            },
-            pipeline=self.node.pipeline,
-            node=self.node.node,
-            dag_id=self.dag_id,
-            run_id=context["run_id"],
-            task_id=self.task_id,
-            started_at=started,
-            finished_at=datetime.now(UTC),
+        return container.execution_record(
+            self.node,
+            resolved,
+            run,
+            execution_id=execution_id,
+            where=where,
+            started=started,
             duration_s=duration,
-            expires_at=datetime.now(UTC) + self.node.ttl if self.node.ttl else None,
+            outputs=collect_outputs(work.outputs, store),
+            metadata=parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
         )
 
-    def _execution_json(self, context: Context, execution_id: str) -> dict[str, Any]:
-        return {
-            "valohai.execution-id": execution_id,
-            "valohai.execution-step": self.node.step.name,
-            "valohai.execution-image": self.image,
-            "valohai.pipeline-title": self.node.pipeline,
-            "valohai.pipeline-node-name": self.node.node,
-            "airflow.dag-id": self.dag_id,
-            "airflow.run-id": context["run_id"],
-        }
-
     # -- publishing -------------------------------------------------------------------------------
-    def _publish(
-        self, context: Context, execution: Execution, *, reused: bool, details: Mapping[str, Any]
+    def _entry(self, context: Context, published: Published) -> Entry:
+        return Entry(self._key(context), published, getattr(context["ti"], "try_number", None))
+
+    def _reuse(
+        self,
+        context: Context,
+        cache: Cache,
+        execution: Execution,
+        kind: Kind,
+        run: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        if reused:
-            saved = f"{execution.duration_s:.1f}" if execution.duration_s is not None else "?"
-            self.log.info(
-                "reused execution %s from %s/%s (saved %s s)",
-                execution.id,
-                execution.dag_id,
-                execution.run_id,
-                saved,
-            )
-        value = publication(execution, reused=reused, details=details, node=self.node.node)
+        saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
+        self.log.info(
+            "%s execution %s from %s/%s/%s (time saved: %s)",
+            kind.value.upper(),
+            execution.id,
+            execution.dag_id,
+            execution.run_id,
+            execution.task_id,
+            saved,
+        )
+        return self._publish(context, cache, Published.of(execution, kind, self.node.node, run))
+
+    def _publish(self, context: Context, cache: Cache, published: Published) -> dict[str, Any] | None:
+        """Publish an execution this task did not record: the ledger row, then the XCom."""
+        cache.publish(self._entry(context, published))
+        return self._push(context, published)
+
+    def _push(self, context: Context, published: Published) -> dict[str, Any] | None:
+        value = published.as_xcom()
         context["ti"].xcom_push(key=XCOM_KEY, value=value)
         # The same value as the return value would cost a second XCom write per node; Airflow
         # needs one only where a task node maps over this node's output.
         return value if next(self.iter_mapped_dependants(), None) is not None else None
-
-
-def _mask_secrets(
-    variables: Mapping[str, str], parameters: Mapping[str, Any], patterns: tuple[str, ...]
-) -> None:
-    """Have Airflow's log redaction hide secret values the container might print."""
-    from airflow.sdk.log import mask_secret
-
-    # No name given: the value is masked whatever Airflow's own list of sensitive names says.
-    for value in variables.values():
-        mask_secret(value)
-    for name, value in parameters.items():
-        if is_secret(name, patterns):
-            mask_secret(value)

@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from valohai_yaml.objs import Config, Pipeline, Step
 from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
@@ -21,7 +20,7 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
-from airflow_valohai_reuse.pipeline.spec import EdgeIn
+from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
 from airflow_valohai_reuse.pipeline.stepdef import effective_step
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep, sweep_for, sweep_notes
 from airflow_valohai_reuse.pipeline.wiring import classify_edges, omitted, pipeline_params
@@ -121,7 +120,7 @@ class Analysis:
     steps: dict[str, Step]
     incoming: dict[str, dict[str, list[EdgeIn]]]
     deps: set[tuple[str, str]]
-    params: dict[str, Any]  # Airflow Params
+    params: dict[str, ParamSpec]  # the DAG's Params, made by the factory
     targets: dict[str, dict[str, list[str]]]
     sweeps: dict[str, Sweep]
     project: ProjectConfig

@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from valohai_yaml.objs import Step
 
 from airflow_valohai_reuse.fingerprint.scope import CodeScope
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A run parameter (an Airflow Param in the DAG): its default, words, and JSON Schema type."""
+
+    default: Any
+    description: str
+    type: list[str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from airflow.sdk import Param
 from valohai_yaml.objs import Pipeline, Step
 from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
-from airflow_valohai_reuse.pipeline.spec import EdgeIn
+from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +69,9 @@ def classify_edges(
 
 def pipeline_params(
     pipeline: Pipeline, task_ids: dict[str, str], steps: dict[str, Step], path: Path
-) -> tuple[dict[str, Param], dict[str, dict[str, list[str]]]]:
-    """DAG Params for pipeline parameters, and per node: pipeline parameter → node parameters."""
-    params: dict[str, Param] = {}
+) -> tuple[dict[str, ParamSpec], dict[str, dict[str, list[str]]]]:
+    """Run parameters for pipeline parameters, and per node: pipeline parameter → node parameters."""
+    params: dict[str, ParamSpec] = {}
     targets: dict[str, dict[str, list[str]]] = {}
     for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
         if pp.name in RESERVED_PARAMS:
@@ -91,8 +89,6 @@ def pipeline_params(
                 json_type = "array" if declared.multiple else _PARAM_TYPES.get(declared.type)
         if isinstance(pp.default, list):
             json_type = "array"
-        kwargs: dict[str, Any] = {"description": pp.description or f"sets {', '.join(pp.targets)}"}
-        if json_type:
-            kwargs["type"] = [json_type, "null"]
-        params[pp.name] = Param(pp.default, **kwargs)
+        description = pp.description or f"sets {', '.join(pp.targets)}"
+        params[pp.name] = ParamSpec(pp.default, description, [json_type, "null"] if json_type else None)
     return params, targets

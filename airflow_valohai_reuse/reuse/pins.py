@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from airflow_valohai_reuse.cache.executions import Execution
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.spec import PipelineSpec
+from airflow_valohai_reuse.records import Execution
 from airflow_valohai_reuse.runtime.inputs import glob_match
 
 
@@ -30,7 +30,7 @@ def _problem(node: str, execution_id: Any, spec: PipelineSpec, cache: ExecutionS
         return (
             f"node {node!r} runs step {wanted!r} but execution {execution_id} is of step {execution.step!r}"
         )
-    names = [item["name"] for item in execution.outputs]
+    names = [output.name for output in execution.outputs]
     for pattern in spec.nodes[node].output_globs:
         if not any(glob_match(name, pattern) for name in names):
             return (

@@ -1,7 +1,9 @@
-"""Predict, without starting a container, what a run of a pipeline DAG would reuse and run.
+"""Predict, without starting a container, what a run of a pipeline would reuse and run.
 
-Each node goes through the same :func:`~airflow_valohai_reuse.reuse.resolve.resolve` a run uses. A node
-downstream of a predicted run is ``unknown``: its inputs do not exist yet.
+Each node goes through the same :func:`~airflow_valohai_reuse.reuse.resolve.resolve` and
+:func:`~airflow_valohai_reuse.reuse.decide.decide` a run uses, with the same image identity; only
+the lease is looked at rather than claimed. A node downstream of a predicted run is ``unknown``: its
+inputs do not exist yet. The pipeline is read from its valohai.yaml, not from Airflow objects.
 """
 
 from __future__ import annotations
@@ -14,24 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from airflow_valohai_reuse.cache.executions import Execution, ExecutionCache
-from airflow_valohai_reuse.cache.lease import Leases
-from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
+from airflow_valohai_reuse.cache.failopen import Cache, open_cache
+from airflow_valohai_reuse.errors import ValohaiReuseError
+from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses, safe_id
+from airflow_valohai_reuse.pipeline.spec import NodeSpec
+from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_order
 from airflow_valohai_reuse.pipeline.variants import spread
+from airflow_valohai_reuse.records import Kind, Published
+from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
+from airflow_valohai_reuse.reuse.image import docker_client, image_identity
 from airflow_valohai_reuse.reuse.pins import check_pins
-from airflow_valohai_reuse.reuse.resolve import (
-    Cache,
-    find_reusable,
-    merge_upstream,
-    miss_reason,
-    open_cache,
-    publication,
-    resolve,
-    store_digests,
-    upstream_tasks,
-)
+from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore, open_store
 
@@ -64,23 +59,6 @@ class NodePlan:
         return f"{name}: unknown, waits on {', '.join(self.waits_on)}"
 
 
-def _node_variants(task: Any) -> tuple[NodeSpec, PipelineSpec, Any] | None:
-    """A node task's specs and, for a task node, its variants (a list, or an upstream reference)."""
-    if hasattr(task, "partial_kwargs") and "node" in task.partial_kwargs:
-        kwargs = task.partial_kwargs
-        return kwargs["node"], kwargs["pipeline"], task.expand_input.value["variant"]
-    if hasattr(task, "node") and hasattr(task, "pipeline"):
-        return task.node, task.pipeline, None
-    return None  # a helper task, such as the one that spreads a task node's variants
-
-
-def _docker_image_id(image: str, settings: Settings) -> str:
-    import docker
-
-    client = docker.APIClient(base_url=settings.docker_url) if settings.docker_url else docker.from_env().api
-    return client.inspect_image(image)["Id"]
-
-
 @dataclass
 class _Context:
     params: Mapping[str, Any]
@@ -88,12 +66,13 @@ class _Context:
     cache: Cache
     store: ArtifactStore
     reuse: bool
-    published: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, str] = field(default_factory=dict)  # task id → why its outputs are not known
+    docker: Any
+    published: dict[str, Any] = field(default_factory=dict)  # task id → its XCom value(s)
+    pending: set[str] = field(default_factory=set)  # task ids whose outputs are not known
 
 
 def _plan_one(
-    ctx: _Context, task_id: str, node: NodeSpec, variant: Mapping[str, Any], index: int | None
+    ctx: _Context, node: NodeSpec, task_id: str, variant: Mapping[str, Any], index: int | None
 ) -> tuple[NodePlan, dict[str, Any] | None]:
     waits = [t for t in upstream_tasks(node) if t in ctx.pending]
     if waits:
@@ -109,102 +88,89 @@ def _plan_one(
             inputs_dir=folder,
             cache=ctx.cache,
             settings=ctx.settings,
-            image_id=_docker_image_id(node.step.image, ctx.settings),
+            image_id=image_identity(ctx.docker, node.step.image, log),
             logger=log,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     digest = resolved.fingerprint.digest
-    if not ctx.reuse:
-        return NodePlan(
-            task_id, node.node, MISS, index, reason="reuse_executions is off", fingerprint=digest
-        ), None
-    hit = find_reusable(ctx.cache, ctx.store, resolved.fingerprint, log)
-    if hit is None:
-        reason, _nearest = miss_reason(ctx.cache, node.step.name, resolved.fingerprint)
-        reason += _in_flight(ctx, digest)
-        return NodePlan(task_id, node.node, MISS, index, reason=reason, fingerprint=digest), None
-    details = {**hit.metadata, **resolved.details(ctx.settings.secret_env_patterns)}
-    value = publication(hit, reused=True, details=details, node=node.node)
-    return NodePlan(task_id, node.node, HIT, index, hit.id, hit.duration_s, fingerprint=digest), value
+    found = decide(resolved, step=node.step.name, reuse=ctx.reuse, cache=ctx.cache, store=ctx.store)
+    if isinstance(found, Hit):
+        run = resolved.details(ctx.settings.secret_env_patterns)
+        value = Published.of(found.execution, Kind.REUSED, node.node, run).as_xcom()
+        plan = NodePlan(task_id, node.node, HIT, index, found.execution.id, found.execution.duration_s)
+        plan.fingerprint = digest
+        return plan, value
+    reason = found.reason if isinstance(found, Miss) else _waits(found)
+    return NodePlan(task_id, node.node, MISS, index, reason=reason, fingerprint=digest), None
 
 
-def _in_flight(ctx: _Context, fingerprint: str) -> str:
-    """Where an identical execution is running now, the node would wait for it rather than run."""
-    if not isinstance(ctx.cache, ExecutionCache):
-        return ""
-    try:
-        held = Leases(ctx.cache.engine, ctx.settings.lease_seconds).current(fingerprint)
-    except SQLAlchemyError:
-        return ""
-    if held is None:
-        return ""
-    return f"; an identical execution is running now in {held.describe()}: it would wait and reuse it"
+def _waits(found: Wait) -> str:
+    return f"an identical execution is running now in {found.holder.describe()}: it would wait and reuse it"
 
 
-def _pinned(task_id: str, node: NodeSpec, execution: Execution) -> tuple[NodePlan, dict[str, Any]]:
-    value = publication(execution, reused=True, details=execution.metadata, node=node.node)
-    plan = NodePlan(
-        task_id, node.node, HIT, None, execution.id, execution.duration_s, reason="pinned by reuse_nodes"
-    )
-    return plan, value
-
-
-def _spread_variants(ctx: _Context, node: NodeSpec) -> list[dict[str, Any]] | None:
-    """Variants spread from upstream metadata, when that upstream's outcome is predicted."""
-    edge = node.variants_from
-    if edge is None or edge.source_task in ctx.pending:
+def _variants(ctx: _Context, a: Analysis, name: str) -> list[dict[str, Any]] | None:
+    """A task node's variants (None: not known before its upstream runs); ``[{}]`` for a node."""
+    sweep = a.sweeps.get(name)
+    if sweep is None:
+        return [{}]
+    edge = sweep.spread_from
+    if edge is None:
+        return sweep.variants
+    if edge.source_task in ctx.pending:
         return None
     return spread(
         merge_upstream(edge.source_task, ctx.published[edge.source_task]), edge.source_key, edge.target_key
     )
 
 
-def plan_dag(dag: Any, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
-    """Predict every node of ``dag`` for a run triggered with ``conf``; starts no container."""
-    params = {name: dag.params[name] for name in dag.params}
-    params.update(conf or {})
+def _plan_node(ctx: _Context, a: Analysis, name: str, pins: Mapping[str, Any]) -> list[NodePlan]:
+    node, task_id = node_spec(a, name), a.task_ids[name]
+    if name in pins:
+        execution = pins[name]
+        ctx.published[task_id] = Published.of(execution, Kind.PINNED, name).as_xcom()
+        reason = "pinned by reuse_nodes"
+        return [NodePlan(task_id, name, HIT, None, execution.id, execution.duration_s, reason=reason)]
+    variants = _variants(ctx, a, name)
+    if variants is None:
+        ctx.pending.add(task_id)
+        return [NodePlan(task_id, name, UNKNOWN, waits_on=[a.sweeps[name].spread_from.source_task])]
+    mapped = name in a.sweeps
+    results = [
+        _plan_one(ctx, node, task_id, variant, index if mapped else None)
+        for index, variant in enumerate(variants)
+    ]
+    values = [value for _, value in results]
+    if any(value is None for value in values):
+        ctx.pending.add(task_id)
+    else:
+        ctx.published[task_id] = values if mapped else values[0]
+    return [plan for plan, _ in results]
+
+
+def _analysis(path: str | Path, pipeline: str) -> Analysis:
+    found = dict(analyses(path, None, "", None))
+    analysis = found.get(pipeline) or found.get(safe_id(pipeline))
+    if analysis is None:
+        raise ValohaiReuseError(f"no pipeline {pipeline!r} in {path}; there are: {', '.join(found)}")
+    return analysis
+
+
+def plan(path: str | Path, pipeline: str, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
+    """Predict every node of ``pipeline`` (its name or DAG id) in the valohai.yaml at ``path``, for a
+    run triggered with ``conf``; starts no container."""
+    a = _analysis(path, pipeline)
+    params = {"reuse_executions": bool(a.pipeline.reuse_executions), "reuse_nodes": {}}
+    params |= {name: spec.default for name, spec in a.params.items()}
+    params |= dict(conf or {})
     settings = load_settings()
-    cache = open_cache(settings, log)
+    cache = open_cache(settings.sql_alchemy_conn, log)
+    store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
     ctx = _Context(
-        params,
-        settings,
-        cache,
-        open_store(settings.artifact_store, settings.aws_conn_id, store_digests(cache)),
-        bool(params["reuse_executions"]),
+        params, settings, cache, store, bool(params["reuse_executions"]), docker_client(settings.docker_url)
     )
-    plans: list[NodePlan] = []
-    specs = {t.task_id: found for t in dag.tasks if (found := _node_variants(t)) is not None}
-    pipeline = next(iter(specs.values()))[1]
-    pins = check_pins(params.get("reuse_nodes") or {}, pipeline, cache)
-    for task in dag.topological_sort():
-        if task.task_id not in specs:
-            continue
-        node, _, variants = specs[task.task_id]
-        if variants is not None and not isinstance(variants, list):
-            variants = _spread_variants(ctx, node)
-            if variants is None:
-                plans.append(
-                    NodePlan(task.task_id, node.node, UNKNOWN, waits_on=[node.variants_from.source_task])
-                )
-                ctx.pending[task.task_id] = "waits"
-                continue
-        if node.node in pins:
-            plan, value = _pinned(task.task_id, node, pins[node.node])
-            plans.append(plan)
-            ctx.published[task.task_id] = value
-            continue
-        results = [
-            _plan_one(ctx, task.task_id, node, variant, index)
-            for index, variant in (enumerate(variants) if variants is not None else [(None, {})])
-        ]
-        plans += [plan for plan, _ in results]
-        values = [value for _, value in results]
-        if any(value is None for value in values):
-            ctx.pending[task.task_id] = "runs"
-        else:
-            ctx.published[task.task_id] = values if variants is not None else values[0]
-    return plans
+    pins = check_pins(params.get("reuse_nodes") or {}, pipeline_spec(a), cache)
+    return [found for name in run_order(a) for found in _plan_node(ctx, a, name, pins)]
 
 
 def as_json(plans: list[NodePlan]) -> list[dict[str, Any]]:

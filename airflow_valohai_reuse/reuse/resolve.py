@@ -1,26 +1,21 @@
 """Everything that determines a node's result, gathered into a fingerprint.
 
-The operator and the planner both call :func:`resolve`, so a plan predicts with the very code a
-run decides with.
+The operator and the planner both call :func:`resolve` and then :func:`~.decide.decide`, so a plan
+predicts with the very code a run decides with.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from airflow_valohai_reuse.cache.executions import Execution, ExecutionCache, NullCache
-from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
-from airflow_valohai_reuse.errors import OutputError
-from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
+from airflow_valohai_reuse.cache.failopen import Cache
+from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files
-from airflow_valohai_reuse.fingerprint.components import Fingerprint, describe, diff
+from airflow_valohai_reuse.fingerprint.components import Fingerprint
 from airflow_valohai_reuse.fingerprint.scope import scoped_files
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import (
@@ -33,9 +28,7 @@ from airflow_valohai_reuse.pipeline.stepdef import (
 )
 from airflow_valohai_reuse.runtime.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
 from airflow_valohai_reuse.settings import Settings
-from airflow_valohai_reuse.stores.base import ArtifactStore
 
-Cache = ExecutionCache | NullCache
 log = logging.getLogger(__name__)
 
 
@@ -134,29 +127,6 @@ def identify_inputs(
     return staged
 
 
-def open_cache(settings: Settings, logger: logging.Logger = log) -> Cache:
-    """The execution cache, or a stand-in that finds and records nothing when it is unreachable."""
-    try:
-        return ExecutionCache(settings.sql_alchemy_conn)
-    except SQLAlchemyError as exc:
-        logger.warning("execution cache unavailable (%s): the node runs and nothing is recorded", exc)
-        return NullCache()
-
-
-def store_digests(cache: Cache) -> StatCache | None:
-    """The stat cache a local artifact store verifies its blobs with."""
-    return DigestCache(cache) if isinstance(cache, ExecutionCache) else None
-
-
-def _stat_cache(cache: Cache, repository: Path) -> StatCache:
-    if isinstance(cache, NullCache):
-        return NoStatCache()
-    try:
-        return BatchStatCache(cache, [str(repository.resolve())])
-    except SQLAlchemyError:
-        return NoStatCache()
-
-
 def resolve(
     node: NodeSpec,
     *,
@@ -171,7 +141,7 @@ def resolve(
 ) -> Resolved:
     """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way."""
     step = node.step
-    stat_cache = _stat_cache(cache, node.repository)
+    stat_cache = cache.project_stats(str(node.repository.resolve()))
     parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
     variables = environment_values(step, given_environment(node, upstream))
     files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
@@ -193,40 +163,6 @@ def resolve(
     return Resolved(fingerprint, parameters, inputs, variables)
 
 
-def find_reusable(
-    cache: Cache, store: ArtifactStore, fingerprint: Fingerprint, logger: logging.Logger = log
-) -> Execution | None:
-    """The newest successful execution with this fingerprint whose outputs are all still stored."""
-    try:
-        hit = cache.lookup(fingerprint.digest)
-    except SQLAlchemyError as exc:
-        logger.warning("execution cache lookup failed (%s); the node runs", exc)
-        return None
-    if hit is None:
-        return None
-    missing = [o["name"] for o in hit.outputs if not store.exists(o["uri"], o["size"], o.get("checksum"))]
-    store.flush()
-    if missing:
-        logger.warning(
-            "not reusing execution %s: outputs missing or changed in the store: %s; running again",
-            hit.id,
-            ", ".join(missing),
-        )
-        return None
-    return hit
-
-
-def miss_reason(cache: Cache, step: str, fingerprint: Fingerprint) -> tuple[str, Execution | None]:
-    """Why nothing matched, in words, against the newest execution of the same step."""
-    try:
-        nearest = cache.nearest(step)
-    except SQLAlchemyError:
-        nearest = None
-    if nearest is None:
-        return f"no earlier successful execution of step {step!r}", None
-    return describe(diff(nearest.components, dict(fingerprint.components))), nearest
-
-
 def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
     """An upstream XCom as one dict; a task node's variants are merged."""
     if isinstance(value, (list, tuple)):
@@ -241,32 +177,3 @@ def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
 def upstream_tasks(node: NodeSpec) -> list[str]:
     edges = (*node.inputs_from_edges, *node.parameters_from_edges, *node.environment_from_edges)
     return sorted({e.source_task for e in edges})
-
-
-def publication(
-    execution: Execution, *, reused: bool, details: Mapping[str, Any], node: str
-) -> dict[str, Any]:
-    """The ``valohai_execution`` XCom value: what downstream nodes read from this one."""
-    return {
-        "execution_id": execution.id,
-        "reused": reused,
-        "reused_from": execution.id if reused else None,
-        "fingerprint": execution.fingerprint,
-        "outputs": execution.outputs,
-        "parameters": details.get("parameters", execution.components.get("parameters", {})),
-        "inputs": details.get("inputs", {}),
-        "environment": details.get("environment", {}),
-        "metadata": details.get("metadata", execution.metadata.get("metadata", {})),
-        "step": execution.step,
-        "node": node,
-    }
-
-
-def check_publishable(value: Mapping[str, Any]) -> None:
-    """Refuse, before anything is recorded, a result that could not be pushed as an XCom: an entry
-    that every later run would reuse and fail to publish would poison the cache."""
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        execution = value.get("execution_id")
-        raise OutputError(f"the result of execution {execution} cannot be published: {exc}") from None

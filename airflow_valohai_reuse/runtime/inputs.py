@@ -28,7 +28,8 @@ class FileRef:
 
     name: str
     uri: str
-    sha256: str | None = None
+    #: sha256, or ``etag:…`` for an object-store file the store keeps no sha256 of
+    checksum: str | None = None
     size: int | None = None
     #: fetched only when the node runs (an object store input, identified by its stored checksum)
     deferred: bool = False
@@ -38,15 +39,15 @@ class FileRef:
     @property
     def identity(self) -> dict[str, str | None]:
         """What the fingerprint keys on: the sha256, or the store's weaker ETag identity."""
-        if self.sha256 and self.sha256.startswith("etag:"):
-            return {"etag": self.sha256.removeprefix("etag:")}
-        return {"sha256": self.sha256}
+        if self.checksum and self.checksum.startswith("etag:"):
+            return {"etag": self.checksum.removeprefix("etag:")}
+        return {"sha256": self.checksum}
 
     def renamed(self, name: str) -> FileRef:
-        return FileRef(name, self.uri, self.sha256, self.size, self.deferred, self.placed)
+        return FileRef(name, self.uri, self.checksum, self.size, self.deferred, self.placed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "uri": self.uri, "checksum": self.sha256, "size": self.size}
+        return {"name": self.name, "uri": self.uri, "checksum": self.checksum, "size": self.size}
 
 
 def safe_name(input_name: str, name: str) -> str:
@@ -136,8 +137,8 @@ def identify_file(
     asked for their stored checksum; only http(s) files are downloaded (into ``folder``) to be hashed.
     """
     name = safe_name(input_name, ref.name)
-    if ref.sha256 is not None:  # an upstream output or input: its recorded checksum
-        return FileRef(name, ref.uri, ref.sha256, ref.size)
+    if ref.checksum is not None:  # an upstream output or input: its recorded checksum
+        return FileRef(name, ref.uri, ref.checksum, ref.size)
     scheme = urlparse(ref.uri).scheme
     if scheme == "file":
         sha256, size = cached_sha256(file_uri_path(ref.uri), stat_cache)

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_valohai_reuse.errors import OutputError
 from airflow_valohai_reuse.fingerprint.checksums import sha256_file
+from airflow_valohai_reuse.records import Output
 from airflow_valohai_reuse.stores.base import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def unpublishable_names(outputs_dir: Path) -> list[str]:
     return sorted(bad)
 
 
-def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, Any]]:
+def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[Output]:
     """Store every regular file under ``outputs_dir``; links are never followed nor stored."""
     bad = unpublishable_names(outputs_dir)
     if bad:
@@ -41,7 +42,7 @@ def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, A
             f"output names that are not valid UTF-8: {', '.join(bad)}; rename them in the step "
             f"(nothing was recorded; the outputs are kept in {outputs_dir})"
         )
-    collected: list[dict[str, Any]] = []
+    collected: list[Output] = []
     for root, dirs, files in os.walk(outputs_dir, followlinks=False):
         dirs.sort()
         for name in sorted(files):
@@ -53,7 +54,7 @@ def collect_outputs(outputs_dir: Path, store: ArtifactStore) -> list[dict[str, A
             sha256 = sha256_file(path)
             size = path.stat().st_size
             uri = store.put(path, sha256, size)
-            collected.append({"name": relative, "uri": uri, "size": size, "checksum": sha256})
+            collected.append(Output(relative, uri, size, sha256))
         for name in list(dirs):
             if Path(root, name).is_symlink():
                 log.warning(

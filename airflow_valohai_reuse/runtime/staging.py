@@ -44,10 +44,10 @@ def _place(input_name: str, ref: FileRef, dst: Path, store: ArtifactStore) -> No
     if urlparse(ref.uri).scheme != "file":
         raise InputError(input_name, f"cannot place {ref.uri!r}")
     actual, _size = copy_and_hash(file_uri_path(ref.uri), dst, 0o444)
-    if actual != ref.sha256:
+    if actual != ref.checksum:
         raise InputError(
             input_name,
-            f"{ref.uri} changed after it was fingerprinted (sha256 {str(ref.sha256)[:8]}… → "
+            f"{ref.uri} changed after it was fingerprinted (sha256 {str(ref.checksum)[:8]}… → "
             f"{actual[:8]}…); nothing ran. Retry the task once the file is no longer being written",
         )
 
@@ -62,7 +62,7 @@ def fetch_deferred(inputs: Mapping[str, list[FileRef]], inputs_dir: Path, conn_i
                 continue
             dst = inputs_dir / name / ref.name
             download(conn_id, ref.uri, dst)
-            if "sha256" in ref.identity and sha256_file(dst) != ref.sha256:
+            if "sha256" in ref.identity and sha256_file(dst) != ref.checksum:
                 raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")
 
 

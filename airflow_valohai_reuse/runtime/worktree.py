@@ -62,7 +62,7 @@ class WorkTree:
                         "path": f"{VALOHAI}/inputs/{name}/{ref.name}",
                         "size": ref.size,
                         "uri": ref.uri,
-                        "checksums": {"sha256": ref.sha256},
+                        "checksums": {"sha256": ref.checksum},
                     }
                     for ref in refs
                 ]

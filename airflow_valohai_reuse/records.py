@@ -1,0 +1,143 @@
+"""The records that travel between the parts: an output, a recorded execution, a published result.
+
+One name per concept from the container to the downstream input: an output's ``checksum`` is the
+sha256 the store verifies (or ``etag:…`` for an object-store input the store keeps no sha256 of).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from airflow_valohai_reuse.errors import OutputError
+
+#: the XCom key every node task pushes its :class:`Published` result under
+XCOM_KEY = "valohai_execution"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file a node wrote under /valohai/outputs, as kept in the artifact store."""
+
+    name: str
+    uri: str
+    size: int
+    checksum: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "uri": self.uri, "size": self.size, "checksum": self.checksum}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Output:
+        return cls(data["name"], data["uri"], int(data["size"]), data["checksum"])
+
+
+@dataclass
+class Execution:
+    """A successful execution: what determined it, what it produced, and where it ran."""
+
+    id: str
+    fingerprint: str
+    fingerprint_version: int
+    step: str
+    components: dict[str, Any]
+    outputs: list[Output]
+    #: effective parameter values (secret-named ones left out), inputs as files, public variables
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    #: what the step printed as JSON lines (Valohai metadata)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pipeline: str | None = None
+    node: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    expires_at: datetime | None = None
+    invalidated_at: datetime | None = None
+    invalidated_by: str | None = None
+    invalidation_reason: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """What the cache keeps of the run besides its fingerprint and outputs."""
+        return {
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "environment": self.environment,
+            "metadata": self.metadata,
+        }
+
+
+class Kind(StrEnum):
+    """How a task instance came by the execution it published."""
+
+    RAN = "ran"
+    REUSED = "reused"
+    PINNED = "pinned"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a node task hands downstream: the ``valohai_execution`` XCom and the run ledger's row."""
+
+    execution_id: str
+    kind: Kind
+    fingerprint: str
+    outputs: list[Output]
+    parameters: dict[str, Any]
+    inputs: dict[str, list[dict[str, Any]]]
+    environment: dict[str, str]
+    metadata: dict[str, Any]
+    step: str
+    node: str
+
+    @classmethod
+    def of(cls, execution: Execution, kind: Kind, node: str, run: dict[str, Any] | None = None) -> Published:
+        """``run``: this run's parameters, inputs and environment, which a reused execution's record
+        may state differently (names of files, values left out); the execution's otherwise."""
+        details = {**execution.details(), **(run or {})}
+        return cls(
+            execution.id,
+            kind,
+            execution.fingerprint,
+            list(execution.outputs),
+            details["parameters"],
+            details["inputs"],
+            details["environment"],
+            execution.metadata,
+            execution.step,
+            node,
+        )
+
+    def as_xcom(self) -> dict[str, Any]:
+        """The documented XCom value (README, "XCom")."""
+        reused = self.kind is not Kind.RAN
+        return {
+            "execution_id": self.execution_id,
+            "reused": reused,
+            "reused_from": self.execution_id if reused else None,
+            "fingerprint": self.fingerprint,
+            "outputs": [o.as_dict() for o in self.outputs],
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "environment": self.environment,
+            "metadata": self.metadata,
+            "step": self.step,
+            "node": self.node,
+            "kind": self.kind.value,
+        }
+
+    def check_publishable(self) -> None:
+        """Refuse, before anything is recorded, a result that could not be pushed as an XCom: an
+        entry that every later run would reuse and fail to publish would poison the cache."""
+        try:
+            json.dumps(self.as_xcom(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            problem = f"the result of execution {self.execution_id} cannot be published: {exc}"
+            raise OutputError(problem) from None
