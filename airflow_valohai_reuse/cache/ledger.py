@@ -45,6 +45,11 @@ class Entry:
     key: TaskKey
     published: Published
     try_number: int | None = None
+    pipeline: str | None = None
+    #: reused or pinned: the compute time saved (the source execution's duration)
+    saved_s: float | None = None
+    #: ran: why it was not reused
+    reason: str | None = None
 
 
 def forget(conn: Connection, key: TaskKey) -> None:
@@ -64,8 +69,11 @@ def write(conn: Connection, entry: Entry) -> None:
             try_number=entry.try_number,
             kind=published.kind.value,
             execution_id=published.execution_id,
+            pipeline=entry.pipeline,
             step=published.step,
             node=published.node,
+            saved_s=entry.saved_s,
+            reason=entry.reason,
             published=json.dumps(_encode(published), sort_keys=True),
             recorded_at=datetime.now(UTC),
         )

@@ -98,8 +98,13 @@ ledger = Table(
     Column("try_number", Integer),
     Column("kind", String(16), nullable=False),
     Column("execution_id", String(36), nullable=False, index=True),
+    Column("pipeline", String(512), index=True),
     Column("step", String(512)),
     Column("node", String(512)),
+    #: a reused or pinned row: the source execution's duration, the compute time this one saved
+    Column("saved_s", Float),
+    #: a row that ran: why it was not reused, in words
+    Column("reason", Text),
     Column("published", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
 )

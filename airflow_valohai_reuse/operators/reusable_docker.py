@@ -148,7 +148,7 @@ class ReusableDockerOperator(DockerOperator):
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
             return self._run_and_record(
-                context, settings, cache, store, resolved, work, run, flight.lease_holder
+                context, settings, cache, store, resolved, work, run, (flight.lease_holder, found.reason)
             )
 
     def _wait(self, found: Wait, resolved: Resolved, settings: Settings) -> None:
@@ -200,8 +200,10 @@ class ReusableDockerOperator(DockerOperator):
         resolved: Resolved,
         work: WorkTree,
         run: dict[str, Any],
-        holder: str,
+        why: tuple[str, str],
     ) -> dict[str, Any] | None:
+        """``why``: the lease holder labelling the container, and why the node was not reused."""
+        holder, reason = why
         stage_code(self.node.repository, resolved.code, work.repository)
         place_inputs(resolved.inputs, work.inputs, store)
         fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
@@ -217,8 +219,8 @@ class ReusableDockerOperator(DockerOperator):
                 ", ".join(changed),
                 execution.id,
             )
-            return self._publish(context, cache, published)
-        if not cache.record(execution, self._entry(context, published)):
+            return self._publish(context, cache, published, reason=reason)
+        if not cache.record(execution, self._entry(context, published, reason=reason)):
             self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
         return self._push(context, published)
 
@@ -263,8 +265,10 @@ class ReusableDockerOperator(DockerOperator):
         )
 
     # -- publishing -------------------------------------------------------------------------------
-    def _entry(self, context: Context, published: Published) -> Entry:
-        return Entry(self._key(context), published, getattr(context["ti"], "try_number", None))
+    def _entry(self, context: Context, published: Published, **what: Any) -> Entry:
+        """The ledger row; ``what``: ``saved_s`` of a reused node, ``reason`` of one that ran."""
+        try_number = getattr(context["ti"], "try_number", None)
+        return Entry(self._key(context), published, try_number, self.node.pipeline, **what)
 
     def _reuse(
         self,
@@ -284,11 +288,14 @@ class ReusableDockerOperator(DockerOperator):
             execution.task_id,
             saved,
         )
-        return self._publish(context, cache, Published.of(execution, kind, self.node.node, run))
+        published = Published.of(execution, kind, self.node.node, run)
+        return self._publish(context, cache, published, saved_s=execution.duration_s)
 
-    def _publish(self, context: Context, cache: Cache, published: Published) -> dict[str, Any] | None:
+    def _publish(
+        self, context: Context, cache: Cache, published: Published, **what: Any
+    ) -> dict[str, Any] | None:
         """Publish an execution this task did not record: the ledger row, then the XCom."""
-        cache.publish(self._entry(context, published))
+        cache.publish(self._entry(context, published, **what))
         return self._push(context, published)
 
     def _push(self, context: Context, published: Published) -> dict[str, Any] | None:
