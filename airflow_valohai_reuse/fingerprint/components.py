@@ -125,4 +125,10 @@ def describe(changes: list[Change], *, limit: int = 20) -> str:
     words = [describe_change(c) for c in changes[:limit]]
     if len(changes) > limit:
         words.append(f"and {len(changes) - limit} more")
-    return "; ".join(words)
+    return _printable("; ".join(words))
+
+
+def _printable(text: str) -> str:
+    """File names that are not valid UTF-8 (lone surrogates here) shown with their bytes escaped, so
+    the words can be logged and stored as text."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

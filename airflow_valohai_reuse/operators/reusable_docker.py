@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,20 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["XCOM_KEY", "ReusableDockerOperator"]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One node run's parts, from resolving to publishing; ``run``: its public parameters, inputs
+    and environment."""
+
+    context: Context
+    settings: Settings
+    cache: Cache
+    store: ArtifactStore
+    resolved: Resolved
+    work: WorkTree
+    run: dict[str, Any]
 
 
 class ReusableDockerOperator(DockerOperator):
@@ -103,9 +118,9 @@ class ReusableDockerOperator(DockerOperator):
                 image_id=image_identity(self.cli, self.image, self.log),
                 logger=self.log,
             )
-            return self._act(
-                context, settings, cache, store, resolved, work, bool(params["reuse_executions"])
-            )
+            run = resolved.details(settings.secret_env_patterns)
+            job = _Job(context, settings, cache, store, resolved, work, run)
+            return self._act(job, bool(params["reuse_executions"]))
         except OutputError:
             keep = True  # the outputs of a run that cannot be recorded stay for the user to rescue
             raise
@@ -113,17 +128,8 @@ class ReusableDockerOperator(DockerOperator):
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 
-    def _act(
-        self,
-        context: Context,
-        settings: Settings,
-        cache: Cache,
-        store: ArtifactStore,
-        resolved: Resolved,
-        work: WorkTree,
-        reuse: bool,
-    ) -> dict[str, Any] | None:
-        run = resolved.details(settings.secret_env_patterns)
+    def _act(self, job: _Job, reuse: bool) -> dict[str, Any] | None:
+        context, settings, cache, resolved = job.context, job.settings, job.cache, job.resolved
         flight = Flight(
             cache.leases(settings.lease_seconds), resolved.fingerprint.digest, self.log, self._owner(context)
         )
@@ -132,12 +138,12 @@ class ReusableDockerOperator(DockerOperator):
             step=self.node.step.name,
             reuse=reuse,
             cache=cache,
-            store=store,
+            store=job.store,
             flight=flight,
             logger=self.log,
         )
         if isinstance(found, Hit):
-            return self._reuse(context, cache, found.execution, Kind.REUSED, run)
+            return self._reuse(context, cache, found.execution, Kind.REUSED, job.run)
         if isinstance(found, Wait):
             self._wait(found, resolved, settings)
         assert isinstance(found, Miss)
@@ -147,9 +153,7 @@ class ReusableDockerOperator(DockerOperator):
             if flight.taken_over is not None:
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
-            return self._run_and_record(
-                context, settings, cache, store, resolved, work, run, (flight.lease_holder, found.reason)
-            )
+            return self._run_and_record(job, flight.lease_holder, found.reason)
 
     def _wait(self, found: Wait, resolved: Resolved, settings: Settings) -> None:
         self.log.info(
@@ -191,24 +195,14 @@ class ReusableDockerOperator(DockerOperator):
         return TaskKey(self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index)
 
     # -- running ----------------------------------------------------------------------------------
-    def _run_and_record(
-        self,
-        context: Context,
-        settings: Settings,
-        cache: Cache,
-        store: ArtifactStore,
-        resolved: Resolved,
-        work: WorkTree,
-        run: dict[str, Any],
-        why: tuple[str, str],
-    ) -> dict[str, Any] | None:
-        """``why``: the lease holder labelling the container, and why the node was not reused."""
-        holder, reason = why
+    def _run_and_record(self, job: _Job, holder: str, reason: str) -> dict[str, Any] | None:
+        """``holder``: the lease holder labelling the container; ``reason``: why it was not reused."""
+        context, cache, resolved, work = job.context, job.cache, job.resolved, job.work
         stage_code(self.node.repository, resolved.code, work.repository)
-        place_inputs(resolved.inputs, work.inputs, store)
-        fetch_deferred(resolved.inputs, work.inputs, settings.aws_conn_id)
+        place_inputs(resolved.inputs, work.inputs, job.store)
+        fetch_deferred(resolved.inputs, work.inputs, job.settings.aws_conn_id)
         stamps = stamp_inputs(work.inputs)
-        execution = self._run(context, resolved, run, work, store, settings, holder)
+        execution = self._run(job, holder)
         published = Published.of(execution, Kind.RAN, self.node.node)
         published.check_publishable()
         changed = changed_inputs(work.inputs, stamps)
@@ -224,16 +218,8 @@ class ReusableDockerOperator(DockerOperator):
             self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
         return self._push(context, published)
 
-    def _run(
-        self,
-        context: Context,
-        resolved: Resolved,
-        run: dict[str, Any],
-        work: WorkTree,
-        store: ArtifactStore,
-        settings: Settings,
-        holder: str,
-    ) -> Execution:
+    def _run(self, job: _Job, holder: str) -> Execution:
+        context, settings, resolved, work = job.context, job.settings, job.resolved, job.work
         execution_id = str(uuid.uuid4())
         started = datetime.now(UTC)
         config = container.execution_json(self.node, self.image, self.dag_id, context["run_id"], execution_id)
@@ -255,12 +241,12 @@ class ReusableDockerOperator(DockerOperator):
         return container.execution_record(
             self.node,
             resolved,
-            run,
+            job.run,
             execution_id=execution_id,
             where=where,
             started=started,
             duration_s=duration,
-            outputs=collect_outputs(work.outputs, store),
+            outputs=collect_outputs(work.outputs, job.store),
             metadata=parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
         )
 
