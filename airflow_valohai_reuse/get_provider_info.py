@@ -99,7 +99,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "triggerer) and reuse its outputs. If the worker dies, another takes over once the lease "
         "has gone this long without renewal.",
         "version_added": "0.1.0",
-        "type": "integer",
+        "type": "float",
         "example": "120",
         "default": "60",
     },
@@ -107,7 +107,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "description": "How often a node waiting for another's identical execution checks whether it "
         "finished or its lease expired.",
         "version_added": "0.1.0",
-        "type": "integer",
+        "type": "float",
         "example": "10",
         "default": "5",
     },
@@ -117,7 +117,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "whose kernel still accepts connections, makes the node run without the cache, with a warning; "
         "further connections to it then fail at once for three times this long.",
         "version_added": "0.1.0",
-        "type": "integer",
+        "type": "float",
         "example": "30",
         "default": "10",
     },
@@ -127,6 +127,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "type": "boolean",
         "example": "True",
         "default": "False",
+    },
+    "price_per_hour": {
+        "description": "JSON object from a step's environment slug to what an hour of it costs; \"*\" "
+        "prices every other slug (and steps that name no environment). When set, the Execution reuse "
+        "page in the Airflow UI shows the compute time saved as money too.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": '{"aws-eu-west-1-p3-2xlarge": 3.06, "*": 0.2}',
+        "default": "",
     },
 }
 

@@ -37,15 +37,13 @@ def _airflow_home() -> Path:
 
 
 def _raw(key: str) -> str:
-    env = os.environ.get(f"AIRFLOW__{SECTION.upper()}__{key.upper()}")
-    if env is not None:
-        return env
+    """The option as Airflow's config gives it: ``AIRFLOW__VALOHAI_REUSE__*``, then airflow.cfg, then
+    the default declared in the provider metadata."""
     try:
         from airflow.configuration import conf
-
-        return str(conf.get(SECTION, key, fallback=OPTIONS[key]["default"]))
-    except ImportError:
-        return str(OPTIONS[key]["default"])
+    except ImportError:  # pure use without Airflow: the environment and the declared default
+        return os.environ.get(f"AIRFLOW__{SECTION.upper()}__{key.upper()}", str(OPTIONS[key]["default"]))
+    return str(conf.get(SECTION, key, fallback=OPTIONS[key]["default"]))
 
 
 def _schedules(text: str) -> dict[str, str]:
@@ -67,6 +65,24 @@ def _seconds(key: str) -> float:
     if value <= 0:
         raise ConfigError(f"[{SECTION}] {key} must be a positive number of seconds, got {text!r}")
     return value
+
+
+def price_per_hour() -> dict[str, float]:
+    """Environment slug → price of an hour (``*``: any other slug); read alone, by the UI only, so that a
+    mistyped price never stops a task."""
+    text = _raw("price_per_hour").strip()
+    try:
+        value: Any = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"[{SECTION}] price_per_hour is not JSON: {exc}; value {text!r}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value.values()
+    ):
+        raise ConfigError(
+            f"[{SECTION}] price_per_hour must be a JSON object of environment slug to a price per hour "
+            f"(a number, \"*\" for any other slug), got {text!r}"
+        )
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def cache_timeout_seconds() -> float:

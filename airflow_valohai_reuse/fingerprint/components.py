@@ -36,8 +36,6 @@ class Fingerprint:
     def digest(self) -> str:
         return digest({"version": self.version, "components": dict(self.components)}, path="fingerprint")
 
-    def component_digests(self) -> dict[str, str]:
-        return {name: digest(self.components[name], path=name) for name in COMPONENTS}
 
 
 @dataclass(frozen=True)

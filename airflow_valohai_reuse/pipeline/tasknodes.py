@@ -27,7 +27,7 @@ class Sweep:
 def list_axes(pipeline: Pipeline, node: TaskNode, step: Step) -> dict[str, list[Any]]:
     """Parameters of a task node that a pipeline parameter with a list default sweeps."""
     axes: dict[str, list[Any]] = {}
-    for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
+    for pp in pipeline.parameters:
         if not isinstance(pp.default, list):
             continue
         for target in pp.targets:

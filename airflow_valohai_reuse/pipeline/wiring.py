@@ -10,11 +10,11 @@ from valohai_yaml.objs import Pipeline, Step
 from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.options import NAMES as RESERVED_PARAMS
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
 
 log = logging.getLogger(__name__)
 
-RESERVED_PARAMS = ("reuse_executions", "reuse_nodes")
 _PARAM_TYPES = {"integer": "integer", "float": "number", "flag": "boolean", "string": "string"}
 
 
@@ -73,7 +73,7 @@ def pipeline_params(
     """Run parameters for pipeline parameters, and per node: pipeline parameter → node parameters."""
     params: dict[str, ParamSpec] = {}
     targets: dict[str, dict[str, list[str]]] = {}
-    for pp in pipeline.parameters.values() if isinstance(pipeline.parameters, dict) else pipeline.parameters:
+    for pp in pipeline.parameters:
         if pp.name in RESERVED_PARAMS:
             raise PipelineFileError(str(path), f"pipeline parameter {pp.name!r} is a reserved name")
         json_type = None

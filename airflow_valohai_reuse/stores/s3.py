@@ -7,6 +7,7 @@ downloaded only when a node actually runs.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,10 +26,15 @@ def _client(conn_id: str) -> Any:
 
 
 def split(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    """(bucket, key) of an ``s3://`` URI, parsed as the Amazon provider parses it."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    if urlparse(uri).scheme != "s3":
         raise StoreError(f"not an s3:// URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
+    try:
+        return S3Hook.parse_s3_url(uri)
+    except Exception as exc:  # the provider raises its own error class for a URI without a bucket
+        raise StoreError(f"not an s3:// URI: {uri!r} ({exc})") from None
 
 
 def remote_checksum(conn_id: str, uri: str, input_name: str) -> tuple[str, int, str]:
@@ -65,13 +71,18 @@ class S3Store:
         self.prefix = prefix.rstrip("/")
         self.conn_id = conn_id
 
+    @functools.cached_property
+    def client(self) -> Any:
+        """One S3 client for the store's life (a task), from the connection as it is then."""
+        return _client(self.conn_id)
+
     def _key(self, sha256: str) -> str:
         return "/".join(p for p in (self.prefix, "sha256", sha256[:2], sha256) if p)
 
     def put(self, local_path: Path, sha256: str, size: int) -> str:
         key = self._key(sha256)
         uri = f"s3://{self.bucket}/{key}"
-        client = _client(self.conn_id)
+        client = self.client
         if not self.exists(uri, size, sha256):
             try:
                 client.upload_file(
@@ -95,7 +106,7 @@ class S3Store:
     def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
         bucket, key = split(uri)
         try:
-            head = _client(self.conn_id).head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            head = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         except Exception:
             return False
         stored = head.get("ChecksumSHA256")
@@ -112,7 +123,7 @@ class S3Store:
     def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
         limit = datetime.now(UTC) - timedelta(seconds=older_than_s)
         pages = (
-            _client(self.conn_id)
+            self.client
             .get_paginator("list_objects_v2")
             .paginate(Bucket=self.bucket, Prefix="/".join(p for p in (self.prefix, "sha256") if p) + "/")
         )
@@ -123,7 +134,7 @@ class S3Store:
 
     def delete(self, uri: str) -> None:
         bucket, key = split(uri)
-        _client(self.conn_id).delete_object(Bucket=bucket, Key=key)
+        self.client.delete_object(Bucket=bucket, Key=key)
 
     def flush(self) -> None:
         """S3 keeps every checksum itself; nothing to write."""
