@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# One-command set-up on a fresh machine: Docker daemon, virtual environment, package, local images.
+# One-command set-up on a fresh machine: Docker daemon, a compose tool, virtual environment, package,
+# local images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-docker.sh
+# a compose tool validates docker-compose.yaml in the tests (images cannot be pulled everywhere)
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+fi
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null 2>&1 || python=python3
 if [ ! -x .venv/bin/python ]; then
