@@ -62,6 +62,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL, so that readers never wait for a writer (the busy timeout is set by bounded_engine)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last entries, which a
+    # cache can afford, and commits skip an fsync each.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
@@ -168,6 +171,19 @@ class ExecutionCache:
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> dict[str, list[Published]]:
         with self.engine.connect() as conn:
             return ledger.read(conn, dag_id, run_id, task_ids)
+
+    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]]:
+        """What each node of an earlier run published (``reuse_from_run``)."""
+        with self.engine.connect() as conn:
+            return ledger.run_nodes(conn, pipeline, run_id)
+
+    def reuse_counts(self, execution_ids: list[str]) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return ledger.reuse_counts(conn, execution_ids)
+
+    def stats(self, *, since: datetime | None = None, pipeline: str | None = None) -> dict[str, list[dict]]:
+        with self.engine.connect() as conn:
+            return ledger.stats(conn, since=since, pipeline=pipeline)
 
     # Lifecycle: listing, invalidating (who and why are kept), what gc may collect.
     def entries(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy import Connection, and_, case, delete, func, insert, select
 
 from airflow_valohai_reuse.cache.schema import ledger
 from airflow_valohai_reuse.records import Kind, Output, Published
@@ -52,6 +52,9 @@ class Entry:
     reason: str | None = None
 
 
+_INSERT = insert(ledger)  # one statement, compiled once per process
+
+
 def forget(conn: Connection, key: TaskKey) -> None:
     conn.execute(delete(ledger).where(key._where()))
 
@@ -61,7 +64,8 @@ def write(conn: Connection, entry: Entry) -> None:
     forget(conn, entry.key)
     published = entry.published
     conn.execute(
-        insert(ledger).values(
+        _INSERT,
+        dict(
             dag_id=entry.key.dag_id,
             run_id=entry.key.run_id,
             task_id=entry.key.task_id,
@@ -76,7 +80,7 @@ def write(conn: Connection, entry: Entry) -> None:
             reason=entry.reason,
             published=json.dumps(_encode(published), sort_keys=True),
             recorded_at=datetime.now(UTC),
-        )
+        ),
     )
 
 
@@ -101,6 +105,60 @@ def run_entries(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, An
         .order_by(ledger.c.task_id, ledger.c.map_index)
     )
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def run_nodes(conn: Connection, pipeline: str, run_id: str) -> list[dict[str, Any]]:
+    """What each node of one run of a pipeline published: node, map index, kind, execution id
+    (``reuse_from_run``). A node that failed or never ran has no row."""
+    query = (
+        select(ledger.c.node, ledger.c.map_index, ledger.c.kind, ledger.c.execution_id)
+        .where(ledger.c.pipeline == pipeline, ledger.c.run_id == run_id)
+        .order_by(ledger.c.node, ledger.c.map_index)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+_REUSED = (Kind.REUSED.value, Kind.PINNED.value)
+
+
+def reuse_counts(conn: Connection, execution_ids: Iterable[str]) -> dict[str, int]:
+    """Execution id → how many task instances reused it or were pinned to it."""
+    query = (
+        select(ledger.c.execution_id, func.count())
+        .where(ledger.c.execution_id.in_(list(execution_ids)), ledger.c.kind.in_(_REUSED))
+        .group_by(ledger.c.execution_id)
+    )
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def stats(conn: Connection, *, since: datetime | None, pipeline: str | None) -> dict[str, list[dict]]:
+    """Executions run and reused, the reuse rate and the compute time saved, by pipeline and by step:
+    ran = kind 'ran', reused = kind 'reused' or 'pinned', saved = the sum of ``saved_s``."""
+    ran = func.sum(case((ledger.c.kind == Kind.RAN.value, 1), else_=0))
+    reused = func.sum(case((ledger.c.kind.in_(_REUSED), 1), else_=0))
+    saved = func.coalesce(func.sum(ledger.c.saved_s), 0.0)
+    where = []
+    if since is not None:
+        where.append(ledger.c.recorded_at >= since)
+    if pipeline is not None:
+        where.append(ledger.c.pipeline == pipeline)
+    found: dict[str, list[dict]] = {}
+    for label, column in (("pipelines", ledger.c.pipeline), ("steps", ledger.c.step)):
+        query = select(column, ran, reused, saved).where(*where).group_by(column).order_by(column)
+        key = "pipeline" if label == "pipelines" else "step"
+        found[label] = [_counts(key, *row) for row in conn.execute(query)]
+    return found
+
+
+def _counts(key: str, name: str | None, ran: int, reused: int, saved: float) -> dict[str, Any]:
+    ran, reused = int(ran or 0), int(reused or 0)
+    return {
+        key: name,
+        "executions_run": ran,
+        "executions_reused": reused,
+        "reuse_rate": round(reused / (ran + reused), 4) if ran + reused else 0.0,
+        "saved_seconds": round(float(saved or 0.0), 3),
+    }
 
 
 def _encode(published: Published) -> dict[str, Any]:

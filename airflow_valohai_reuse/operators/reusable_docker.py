@@ -14,15 +14,22 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, owner_info
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
-from airflow_valohai_reuse.errors import OutputError
+from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.orphans import stop_orphans
+from airflow_valohai_reuse.pipeline.options import (
+    REUSE_FROM_RUN,
+    REUSE_NODES,
+    reuse_on,
+    unknown_keys,
+    unknown_keys_warning,
+)
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.pipeline.stepdef import render_script
 from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
-from airflow_valohai_reuse.reuse.image import image_identity
+from airflow_valohai_reuse.reuse.image import identity, image_identity
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
@@ -61,6 +68,9 @@ class ReusableDockerOperator(DockerOperator):
     """
 
     ui_color = "#d6eaf8"
+    #: the command is rendered in execute(), from the resolved parameters: Airflow records the
+    #: rendered fields again after it, so the UI shows the command that ran
+    overwrite_rtif_after_execution = True
 
     def __init__(
         self,
@@ -90,10 +100,9 @@ class ReusableDockerOperator(DockerOperator):
         params = context["params"]
         cache = open_cache(settings.sql_alchemy_conn, self.log)
         cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
-        pins = check_pins(params.get("reuse_nodes") or {}, self.pipeline, cache)
-        pin = pinned(self.node.node, pins)
+        pin = pinned(self.node.node, self._pins(context, cache))
         if pin is not None:
-            self.log.info("node pinned by reuse_nodes to execution %s", pin.execution.id)
+            self.log.info("node pinned to execution %s", pin.execution.id)
             return self._reuse(context, cache, pin.execution, Kind.PINNED)
         upstream = read_upstream(
             self.node,
@@ -103,7 +112,8 @@ class ReusableDockerOperator(DockerOperator):
             mapped={n.task_id for n in self.pipeline.nodes.values() if n.mapped},
             pull=lambda task_id: context["ti"].xcom_pull(task_ids=task_id, key=XCOM_KEY),
         )
-        work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}.")).create()
+        # the /valohai tree is laid out only for a node that runs (http inputs are fetched into it)
+        work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}."))
         keep = settings.keep_work_dirs
         try:
             store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
@@ -115,18 +125,38 @@ class ReusableDockerOperator(DockerOperator):
                 inputs_dir=work.inputs,
                 cache=cache,
                 settings=settings,
-                image_id=image_identity(self.cli, self.image, self.log),
+                image_id=self._image_id(),
                 logger=self.log,
             )
+            self._show_command(resolved, settings)
             run = resolved.details(settings.secret_env_patterns)
             job = _Job(context, settings, cache, store, resolved, work, run)
-            return self._act(job, bool(params["reuse_executions"]))
+            return self._act(job, reuse_on(params, self.pipeline.reuse_executions))
         except OutputError:
             keep = True  # the outputs of a run that cannot be recorded stay for the user to rescue
             raise
         finally:
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
+
+    def _pins(self, context: Context, cache: Cache) -> dict[str, Execution]:
+        """The run's pins (``reuse_nodes``, ``reuse_from_run``). A refused pin fails every node task
+        before any container starts, with one line: the node's own problem, or the one stopping it."""
+        params = context["params"]
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        unknown = unknown_keys(conf, self.pipeline.parameters)
+        if unknown:
+            self.log.warning("%s", unknown_keys_warning(unknown, self.pipeline.parameters))
+        try:
+            return check_pins(params.get(REUSE_NODES), self.pipeline, cache, params.get(REUSE_FROM_RUN))
+        except ManualReuseError as exc:
+            self.log.error("%s", exc.concerning(self.node.node))
+            raise SystemExit(1) from None  # the one exception Airflow logs without a traceback
+
+    def _show_command(self, resolved: Resolved, settings: Settings) -> None:
+        """The command as the UI's rendered fields show it; secret parameter values masked there."""
+        container.mask_secrets({}, resolved.parameters, settings.secret_env_patterns)
+        self.command = [render_script(self.node.step, resolved.parameters)]
 
     def _act(self, job: _Job, reuse: bool) -> dict[str, Any] | None:
         context, settings, cache, resolved = job.context, job.settings, job.cache, job.resolved
@@ -181,6 +211,11 @@ class ReusableDockerOperator(DockerOperator):
             self.log.warning("waiting failed (%s); deciding again", event.get("error"))
         return self.execute(context)
 
+    def _image_id(self) -> str:
+        if self.tls_ca_cert or self.tls_client_cert or self.tls_client_key:  # the hook knows TLS
+            return image_identity(self.cli, self.image, self.log)
+        return identity(self.docker_url, self.image, lambda: self.cli, self.log)
+
     def _owner(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         return owner_info(
@@ -197,7 +232,7 @@ class ReusableDockerOperator(DockerOperator):
     # -- running ----------------------------------------------------------------------------------
     def _run_and_record(self, job: _Job, holder: str, reason: str) -> dict[str, Any] | None:
         """``holder``: the lease holder labelling the container; ``reason``: why it was not reused."""
-        context, cache, resolved, work = job.context, job.cache, job.resolved, job.work
+        context, cache, resolved, work = job.context, job.cache, job.resolved, job.work.create()
         stage_code(self.node.repository, resolved.code, work.repository)
         place_inputs(resolved.inputs, work.inputs, job.store)
         fetch_deferred(resolved.inputs, work.inputs, job.settings.aws_conn_id)
