@@ -24,7 +24,7 @@ from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_o
 from airflow_valohai_reuse.pipeline.variants import spread
 from airflow_valohai_reuse.records import Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
-from airflow_valohai_reuse.reuse.image import docker_client, image_identity
+from airflow_valohai_reuse.reuse.image import hook_client, identity
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
@@ -66,7 +66,6 @@ class _Context:
     cache: Cache
     store: ArtifactStore
     reuse: bool
-    docker: Any
     published: dict[str, Any] = field(default_factory=dict)  # task id → its XCom value(s)
     pending: set[str] = field(default_factory=set)  # task ids whose outputs are not known
 
@@ -88,7 +87,9 @@ def _plan_one(
             inputs_dir=folder,
             cache=ctx.cache,
             settings=ctx.settings,
-            image_id=image_identity(ctx.docker, node.step.image, log),
+            image_id=identity(
+                ctx.settings.docker_url, node.step.image, lambda: hook_client(ctx.settings.docker_url), log
+            ),
             logger=log,
         )
     finally:
@@ -166,9 +167,7 @@ def plan(path: str | Path, pipeline: str, conf: Mapping[str, Any] | None = None)
     settings = load_settings()
     cache = open_cache(settings.sql_alchemy_conn, log)
     store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
-    ctx = _Context(
-        params, settings, cache, store, bool(params["reuse_executions"]), docker_client(settings.docker_url)
-    )
+    ctx = _Context(params, settings, cache, store, bool(params["reuse_executions"]))
     pins = check_pins(params.get("reuse_nodes") or {}, pipeline_spec(a), cache)
     return [found for name in run_order(a) for found in _plan_node(ctx, a, name, pins)]
 
