@@ -1,4 +1,4 @@
-"""``valohai-reuse``: plan a run, explain an execution, list, invalidate and collect the cache;
+"""``valohai-reuse``: plan a run, explain an execution, list, sum up, invalidate and collect the cache;
 check a deployment's configuration and create or upgrade the cache schema.
 
 They read the ``[valohai_reuse]`` settings the workers use, so they see the same cache and store.
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--pipeline")
     ls.add_argument("--all", action="store_true", help="also invalidated and expired ones")
     ls.add_argument("--json", action="store_true", help="print JSON")
+    stats = commands.add_parser(
+        "stats", help="executions run and reused, reuse rate and compute time saved, by pipeline and step"
+    )
+    stats.add_argument("--pipeline", help="only this pipeline")
+    stats.add_argument("--since", help="only task instances of the last DURATION (7d, 12h, 30m, 3600)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     invalidate = commands.add_parser("invalidate", help="stop executions from being reused (kept on record)")
     which = invalidate.add_mutually_exclusive_group(required=True)
     which.add_argument("--execution", help="one execution id")
@@ -103,13 +109,17 @@ def _cache() -> Any:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    entries = _cache().entries(step=args.step, pipeline=args.pipeline, live=not args.all)
+    cache = _cache()
+    entries = cache.entries(step=args.step, pipeline=args.pipeline, live=not args.all)
+    reused = cache.reuse_counts([e.id for e in entries])
     rows = [
         {
             "execution_id": e.id,
             "step": e.step,
             "pipeline": e.pipeline,
             "node": e.node,
+            "run": f"{e.dag_id}/{e.run_id}",
+            "reused": reused.get(e.id, 0),
             "finished_at": str(e.finished_at),
             "duration_s": e.duration_s,
             "outputs": len(e.outputs),
@@ -120,10 +130,47 @@ def _ls(args: argparse.Namespace) -> int:
     ]
     if args.json:
         print(json.dumps(rows, indent=2), file=_out)
-    for row in [] if args.json else rows:
+        return 0
+    line = "{:<36}  {:<20} {:<32}  {:>7}  {:>6}  {}"
+    print(line.format("EXECUTION", "STEP", "FINISHED", "OUTPUTS", "REUSED", "RUN"), file=_out)
+    for row in rows:
         state = f"  invalidated by {row['invalidated']}" if row["invalidated"] else ""
-        when, count = row["finished_at"], row["outputs"]
-        print(f"{row['execution_id']}  {row['step']:<20} {when}  {count} output(s){state}", file=_out)
+        what = (row["execution_id"], row["step"], row["finished_at"], row["outputs"], row["reused"])
+        print(line.format(*what, row["run"]) + state, file=_out)
+    return 0
+
+
+def _since(value: str | None) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    from valohai_yaml.utils.duration import parse_duration
+
+    if value is None:
+        return None
+    try:
+        span = timedelta(seconds=int(value)) if value.isdigit() else parse_duration(value)
+    except (ValueError, TypeError, IndexError):
+        span = None
+    if not span:
+        raise ValohaiReuseError(f"--since {value!r} is not a duration such as 7d, 12h, 30m or 3600")
+    return datetime.now(UTC) - span
+
+
+def _stats(args: argparse.Namespace) -> int:
+    found = _cache().stats(since=_since(args.since), pipeline=args.pipeline)
+    if args.json:
+        print(json.dumps(found, indent=2), file=_out)
+        return 0
+    line = "{:<32} {:>8} {:>8} {:>7} {:>12}"
+    for key, title in (("pipeline", "PIPELINE"), ("step", "STEP")):
+        print(line.format(title, "RUN", "REUSED", "RATE", "SAVED (s)"), file=_out)
+        for row in found[f"{key}s"]:
+            rate, saved = f"{row['reuse_rate']:.0%}", f"{row['saved_seconds']:.1f}"
+            print(
+                line.format(str(row[key]), row["executions_run"], row["executions_reused"], rate, saved),
+                file=_out,
+            )
+        print(file=_out)
     return 0
 
 
@@ -272,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "plan": _plan,
             "explain": _explain,
             "ls": _ls,
+            "stats": _stats,
             "invalidate": _invalidate,
             "gc": _gc,
             "db": _db,

@@ -35,7 +35,20 @@ class InputError(ValohaiReuseError):
 
 
 class ManualReuseError(ValohaiReuseError):
-    """``reuse_nodes`` names an execution that cannot stand in for a node."""
+    """``reuse_nodes`` or ``reuse_from_run`` names an execution that cannot stand in for a node.
+
+    ``problems``: node → what is wrong with its pin (``""``: the option itself is malformed).
+    """
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(self.problems.values()))
+
+    def concerning(self, node: str) -> str:
+        """One line for the task of ``node``: its own problem, or the others' that stop it too."""
+        if node in self.problems:
+            return self.problems[node]
+        return f"not run: a pin of this run is refused: {self}"
 
 
 class StoreError(ValohaiReuseError):

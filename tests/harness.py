@@ -33,6 +33,7 @@ class RunResult:
     task_states: dict[str, str]
     xcoms: dict[str, dict[str, Any]]
     containers_started: int
+    run_id: str = ""
 
 
 def xcom(run_id: str, dag_id: str, task_id: str) -> Any:
@@ -68,4 +69,4 @@ def run(dag: Any, docker_client: Any, conf: dict[str, Any] | None = None) -> Run
     started = sum(1 for _ in events)
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     xcoms = {task_id: xcom(dr.run_id, dag.dag_id, task_id) for task_id in states}
-    return RunResult(str(dr.state), states, xcoms, started)
+    return RunResult(str(dr.state), states, xcoms, started, dr.run_id)

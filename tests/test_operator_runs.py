@@ -84,20 +84,22 @@ def test_pinned_node_reuses_named_execution_even_with_reuse_off(dags, docker_cli
     assert again.containers_started == 2
 
 
-@pytest.mark.parametrize(
-    ("pins", "message"),
-    [
-        ({"fit": "no-such-execution"}, "no successful execution with id 'no-such-execution'"),
-        ({"nope": "x"}, "node 'nope' is not in pipeline"),
-    ],
-)
-def test_bad_pin_fails_before_anything_runs(dags, docker_client, baseline, pins, message, capfd):
-    again = run(dags["basic"], docker_client, {"reuse_nodes": pins})
+def test_bad_pin_fails_before_anything_runs(dags, docker_client, baseline, capfd):
+    again = run(dags["basic"], docker_client, {"reuse_nodes": {"fit": "no-such-execution"}})
     assert again.state == "failed"
     assert again.containers_started == 0
     assert again.task_states["prepare"] == "failed"
     out = capfd.readouterr()
-    assert message in out.out + out.err
+    assert "reuse_nodes: node 'fit': no successful execution with id 'no-such-execution'" in out.out + out.err
+
+
+def test_pin_of_a_node_the_pipeline_lacks_is_refused_at_trigger_time(dags, docker_client):
+    from airflow.exceptions import ParamValidationError
+
+    with pytest.raises(
+        ParamValidationError, match="Invalid input for param reuse_nodes: 'nope' is not one of"
+    ):
+        run(dags["basic"], docker_client, {"reuse_nodes": {"nope": "x"}})
 
 
 def test_pin_to_execution_of_another_step_fails_naming_both(dags, docker_client, baseline, capfd):

@@ -32,7 +32,8 @@ def _agrees(plans, result):
             assert value["reused_from"] == predicted.source_execution, predicted
         elif predicted.status == MISS:
             assert value["reused"] is False, predicted
-            assert value["fingerprint"] == predicted.fingerprint, predicted
+            # a node that runs because reuse is off has no fingerprint before its inputs exist
+            assert predicted.fingerprint in (None, value["fingerprint"]), predicted
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def _agrees(plans, result):
         (None, {}, {"prepare": HIT, "fit": HIT, "report": HIT}),
         (None, {"epochs": 7}, {"prepare": HIT, "fit": MISS, "report": UNKNOWN}),
         ("raw.txt", {}, {"prepare": MISS, "fit": UNKNOWN, "report": UNKNOWN}),
-        (None, {"reuse_executions": False}, {"prepare": MISS, "fit": UNKNOWN, "report": UNKNOWN}),
+        (None, {"reuse_executions": False}, {"prepare": MISS, "fit": MISS, "report": MISS}),
     ],
 )
 def test_plan_agrees_with_the_run(project, docker_client, change, conf, expected):

@@ -17,6 +17,8 @@ from airflow.sdk import DAG, Param
 from valohai_yaml.objs import Pipeline, Step
 
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
+from airflow_valohai_reuse.pipeline.describe import pipeline_doc
+from airflow_valohai_reuse.pipeline.options import options
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
 
@@ -70,12 +72,6 @@ def _resource_kwargs(step: Step) -> dict[str, Any]:
     return kwargs
 
 
-def _doc(pipeline: Pipeline, path: Path, notes: list[str]) -> str:
-    lines = [f"Pipeline **{pipeline.name}** from `{path}`.", ""]
-    lines += [f"- {note}" for note in notes]
-    return "\n".join(lines)
-
-
 def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> Any:
     """A task node: one mapped task instance per variant, fixed or spread from upstream metadata.
 
@@ -97,33 +93,32 @@ def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> 
     return partial.expand(variant=variants)
 
 
+def _params(a: Analysis) -> dict[str, Param]:
+    """The run options, then the pipeline parameters: each with a title, a description and a JSON
+    Schema type that includes null (so the trigger form marks none required; null is the default)."""
+    params = {
+        name: Param(option.default, **option.schema)
+        for name, option in options(a.task_ids, bool(a.pipeline.reuse_executions)).items()
+    }
+    for name, p in a.params.items():
+        params[name] = Param(
+            p.default, title=name, description=p.description, **({"type": p.type} if p.type else {})
+        )
+    return params
+
+
 def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
     pipeline = a.pipeline
     return DAG(
         dag_id,
         dag_display_name=pipeline.name,
         description=f"valohai.yaml pipeline {pipeline.name}",
-        doc_md=_doc(pipeline, a.path, a.notes),
+        doc_md=pipeline_doc(a),
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
         tags=["valohai"],
-        params={
-            "reuse_executions": Param(
-                bool(pipeline.reuse_executions),
-                type="boolean",
-                description="Reuse the outputs of identical past executions instead of running.",
-            ),
-            "reuse_nodes": Param(
-                {},
-                type="object",
-                description='Pin nodes to past executions: {"node name": "execution id"}.',
-            ),
-            **{
-                name: Param(p.default, description=p.description, **({"type": p.type} if p.type else {}))
-                for name, p in a.params.items()
-            },
-        },
+        params=_params(a),
     )
 
 

@@ -68,7 +68,12 @@ class PipelineNode:
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """The pipeline as every node sees it, so any node can check the whole run's ``reuse_nodes``."""
+    """The pipeline as every node sees it, so any node can check the whole run's pins (``reuse_nodes``,
+    ``reuse_from_run``) and conf."""
 
     name: str
     nodes: dict[str, PipelineNode]
+    #: the pipeline's ``reuse-executions``: what a run's null ``reuse_executions`` means
+    reuse_executions: bool = False
+    #: the pipeline parameters' names (the DAG's Params besides the run options)
+    parameters: tuple[str, ...] = ()

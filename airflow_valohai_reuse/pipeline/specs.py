@@ -20,7 +20,7 @@ def pipeline_spec(a: Analysis) -> PipelineSpec:
         n: PipelineNode(a.task_ids[n], a.steps[n].name, tuple(out_globs[n]), n in a.sweeps)
         for n in a.task_ids
     }
-    return PipelineSpec(a.pipeline.name, nodes)
+    return PipelineSpec(a.pipeline.name, nodes, bool(a.pipeline.reuse_executions), tuple(a.params))
 
 
 def node_spec(a: Analysis, name: str) -> NodeSpec:

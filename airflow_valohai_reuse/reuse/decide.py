@@ -52,6 +52,9 @@ class Wait:
 
 Decision = Hit | Pinned | Miss | Wait
 
+#: why a node runs when the run's reuse_executions is off
+REUSE_OFF = "reuse_executions is off"
+
 
 def pinned(node: str, pins: Mapping[str, Execution]) -> Pinned | None:
     return Pinned(pins[node]) if node in pins else None
@@ -71,7 +74,7 @@ def decide(
     only looked at."""
     fingerprint = resolved.fingerprint
     if not reuse:
-        return Miss("reuse_executions is off")
+        return Miss(REUSE_OFF)
     hit = find_reusable(cache, store, fingerprint, logger)
     if hit is not None:
         return Hit(hit)

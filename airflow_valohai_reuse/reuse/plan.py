@@ -19,11 +19,20 @@ from typing import Any
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses, safe_id
+from airflow_valohai_reuse.pipeline.options import (
+    REUSE_FROM_RUN,
+    REUSE_NODES,
+    check_conf,
+    options,
+    reuse_on,
+    unknown_keys,
+    unknown_keys_warning,
+)
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_order
 from airflow_valohai_reuse.pipeline.variants import spread
 from airflow_valohai_reuse.records import Kind, Published
-from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
+from airflow_valohai_reuse.reuse.decide import REUSE_OFF, Hit, Miss, Wait, decide
 from airflow_valohai_reuse.reuse.image import hook_client, identity
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
@@ -53,7 +62,10 @@ class NodePlan:
         name = self.node if self.map_index is None else f"{self.node}[{self.map_index}]"
         if self.status == HIT:
             saved = f", saves {self.saved_s:.1f} s" if self.saved_s is not None else ""
-            return f"{name}: hit, reuses execution {self.source_execution}{saved}"
+            why = f" ({self.reason})" if self.reason else ""
+            return f"{name}: hit, reuses execution {self.source_execution}{saved}{why}"
+        if self.status == MISS and self.reason == REUSE_OFF:
+            return f"{name}: runs (reuse off)"
         if self.status == MISS:
             return f"{name}: miss, runs: {self.reason}"
         return f"{name}: unknown, waits on {', '.join(self.waits_on)}"
@@ -74,6 +86,8 @@ def _plan_one(
     ctx: _Context, node: NodeSpec, task_id: str, variant: Mapping[str, Any], index: int | None
 ) -> tuple[NodePlan, dict[str, Any] | None]:
     waits = [t for t in upstream_tasks(node) if t in ctx.pending]
+    if waits and not ctx.reuse:  # it runs whatever its inputs turn out to be
+        return NodePlan(task_id, node.node, MISS, index, reason=REUSE_OFF, waits_on=waits), None
     if waits:
         return NodePlan(task_id, node.node, UNKNOWN, index, waits_on=waits), None
     upstream = {t: merge_upstream(t, ctx.published[t]) for t in upstream_tasks(node)}
@@ -130,12 +144,14 @@ def _plan_node(ctx: _Context, a: Analysis, name: str, pins: Mapping[str, Any]) -
     if name in pins:
         execution = pins[name]
         ctx.published[task_id] = Published.of(execution, Kind.PINNED, name).as_xcom()
-        reason = "pinned by reuse_nodes"
+        reason = f"pinned by {REUSE_NODES if name in (ctx.params.get(REUSE_NODES) or {}) else REUSE_FROM_RUN}"
         return [NodePlan(task_id, name, HIT, None, execution.id, execution.duration_s, reason=reason)]
     variants = _variants(ctx, a, name)
     if variants is None:
         ctx.pending.add(task_id)
-        return [NodePlan(task_id, name, UNKNOWN, waits_on=[a.sweeps[name].spread_from.source_task])]
+        waits = [a.sweeps[name].spread_from.source_task]
+        status, reason = (UNKNOWN, "") if ctx.reuse else (MISS, REUSE_OFF)
+        return [NodePlan(task_id, name, status, reason=reason, waits_on=waits)]
     mapped = name in a.sweeps
     results = [
         _plan_one(ctx, node, task_id, variant, index if mapped else None)
@@ -161,15 +177,32 @@ def plan(path: str | Path, pipeline: str, conf: Mapping[str, Any] | None = None)
     """Predict every node of ``pipeline`` (its name or DAG id) in the valohai.yaml at ``path``, for a
     run triggered with ``conf``; starts no container."""
     a = _analysis(path, pipeline)
-    params = {"reuse_executions": bool(a.pipeline.reuse_executions), "reuse_nodes": {}}
-    params |= {name: spec.default for name, spec in a.params.items()}
-    params |= dict(conf or {})
+    params = _params(a, dict(conf or {}))
     settings = load_settings()
     cache = open_cache(settings.sql_alchemy_conn, log)
     store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
-    ctx = _Context(params, settings, cache, store, bool(params["reuse_executions"]))
-    pins = check_pins(params.get("reuse_nodes") or {}, pipeline_spec(a), cache)
+    spec = pipeline_spec(a)
+    reuse = reuse_on(params, spec.reuse_executions)
+    ctx = _Context(params, settings, cache, store, reuse)
+    pins = check_pins(params.get(REUSE_NODES), spec, cache, params.get(REUSE_FROM_RUN))
     return [found for name in run_order(a) for found in _plan_node(ctx, a, name, pins)]
+
+
+def _params(a: Analysis, conf: dict[str, Any]) -> dict[str, Any]:
+    """The run's params as Airflow would make them from ``conf``, refused where Airflow's trigger
+    refuses it; conf keys that change nothing are warned about, as a run's tasks do."""
+    run_options = options(a.task_ids, bool(a.pipeline.reuse_executions))
+    schemas = {name: option.schema for name, option in run_options.items()}
+    schemas |= {name: {"type": spec.type} for name, spec in a.params.items() if spec.type}
+    problems = check_conf(conf, schemas)
+    if problems:
+        raise ValohaiReuseError("the trigger would refuse this conf: " + "; ".join(problems))
+    unknown = unknown_keys(conf, a.params)
+    if unknown:
+        log.warning("%s", unknown_keys_warning(unknown, a.params))
+    params = {name: option.default for name, option in run_options.items()}
+    params |= {name: spec.default for name, spec in a.params.items()}
+    return params | conf
 
 
 def as_json(plans: list[NodePlan]) -> list[dict[str, Any]]:

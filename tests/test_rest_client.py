@@ -1,0 +1,181 @@
+"""The whole flow through the official REST client (apache-airflow-client) against a real API server
+with a token: trigger, wait, trigger again and see every node reused, read extra links and rendered
+fields, reuse nodes from an earlier run, and have malformed conf refused with HTTP 400 and a bad pin
+fail in one log line. The Airflow is the one ``scripts/airflow-local.sh`` starts (every component,
+LocalExecutor), on a free port with its own home."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+client = pytest.importorskip("airflow_client.client")
+
+ROOT = Path(__file__).resolve().parent.parent
+DAG = "nightly-training"
+NODES = ("preprocess", "train", "evaluate")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, docker_client):
+    """scripts/airflow-local.sh on a free port: its URL and admin password; stopped with SIGINT."""
+    home = tmp_path_factory.mktemp("airflow-local")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env |= {"AIRFLOW_LOCAL_PORT": str(port), "AIRFLOW_LOCAL_HOME": str(home / "home")}
+    log = home / "airflow-local.log"
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "airflow-local.sh")],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while "is unpaused" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"airflow-local.sh did not get ready:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        password = re.search(r"login: admin / (\S+)", log.read_text()).group(1)
+        yield f"http://127.0.0.1:{port}", password, home / "home"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=90)
+
+
+@pytest.fixture(scope="module")
+def api(airflow):
+    """An ApiClient holding a token from the auth manager's /auth/token."""
+    url, password, _ = airflow
+    anonymous = client.ApiClient(client.Configuration(host=url))
+    answer = anonymous.call_api(
+        "POST",
+        f"{url}/auth/token",
+        header_params={"Content-Type": "application/json"},
+        body={"username": "admin", "password": password},
+    )
+    answer.read()
+    token = json.loads(answer.data)["access_token"]
+    return client.ApiClient(client.Configuration(host=url, access_token=token))
+
+
+def _trigger(api, conf: dict) -> str:
+    body = client.TriggerDAGRunPostBody(logical_date=None, conf=conf)
+    return client.DagRunApi(api).trigger_dag_run(DAG, body).dag_run_id
+
+
+def _wait(api, run_id: str, timeout: float = 180) -> str:
+    runs = client.DagRunApi(api)
+    deadline = time.monotonic() + timeout
+    while (state := str(runs.get_dag_run(DAG, run_id).state.value)) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"run {run_id} still {state} after {timeout} s"
+        time.sleep(1)
+    return state
+
+
+def _published(api, run_id: str) -> dict[str, dict]:
+    xcoms = client.XComApi(api)
+    found = {}
+    for node in NODES:
+        entry = xcoms.get_xcom_entry(DAG, node, run_id, "valohai_execution", deserialize=True)
+        found[node] = getattr(entry, "actual_instance", entry).value
+    return found
+
+
+def _log(api, run_id: str, task_id: str) -> list[dict]:
+    found = client.TaskInstanceApi(api).get_log(DAG, run_id, task_id, 1, full_content=True)
+    content = getattr(found.content, "actual_instance", found.content)
+    return [item.to_dict() if hasattr(item, "to_dict") else {"event": str(item)} for item in content]
+
+
+def _value(xcom) -> dict:
+    return xcom if isinstance(xcom, dict) else json.loads(xcom)
+
+
+def _refused(api, conf: dict) -> str:
+    with pytest.raises(client.ApiException) as refused:
+        _trigger(api, conf)
+    assert refused.value.status == 400, refused.value
+    return str(refused.value.body)
+
+
+def test_the_whole_flow_through_the_rest_client(api):
+    first = _trigger(api, {})
+    assert _wait(api, first) == "success"
+    ran = {node: _value(x) for node, x in _published(api, first).items()}
+    assert {x["kind"] for x in ran.values()} == {"ran"}
+
+    second = _trigger(api, {})
+    assert _wait(api, second) == "success"
+    again = {node: _value(x) for node, x in _published(api, second).items()}
+    assert {node: x["kind"] for node, x in again.items()} == dict.fromkeys(NODES, "reused")
+    assert {node: x["execution_id"] for node, x in again.items()} == {
+        node: x["execution_id"] for node, x in ran.items()
+    }
+
+    instances = client.TaskInstanceApi(api)
+    # the rendered command is the one that ran (and, for a reused node, the one its execution ran)
+    for run_id in (first, second):
+        (command,) = instances.get_task_instance(DAG, run_id, "train").rendered_fields["command"]
+        assert "sh train.sh --epochs=3 --learning_rate=0.01" in command, command
+
+    links = client.ExtraLinksApi(api).get_extra_links(DAG, second, "train")
+    assert isinstance(links.extra_links, dict) and links.total_entries == len(links.extra_links)
+    if "Source execution" in links.extra_links:  # the operator's extra links, where they have landed
+        assert links.extra_links["Source execution"], links.extra_links
+
+    doc = client.DAGApi(api).get_dag_details(DAG).doc_md
+    assert "```yaml" in doc and "name: nightly-training" in doc and "### Edges" in doc
+
+
+def test_reuse_from_run_and_refusals_through_the_rest_client(api):
+    first = _trigger(api, {})
+    assert _wait(api, first) == "success"
+    source = _value(_published(api, first)["preprocess"])["execution_id"]
+
+    conf = {
+        "reuse_executions": False,
+        "reuse_from_run": {"run_id": first, "nodes": ["preprocess"]},
+        "reuse_execution": True,  # a typo: accepted by Airflow, reported by the tasks
+    }
+    third = _trigger(api, conf)
+    assert _wait(api, third) == "success"
+    published = {node: _value(x) for node, x in _published(api, third).items()}
+    assert published["preprocess"]["kind"] == "pinned"
+    assert published["preprocess"]["execution_id"] == source
+    assert published["train"]["kind"] == published["evaluate"]["kind"] == "ran"
+    events = [entry.get("event", "") for entry in _log(api, third, "preprocess")]
+    assert any("conf key(s) 'reuse_execution' are neither run options" in e for e in events), events
+
+    assert "reuse_executions" in _refused(api, {"reuse_executions": "maybe"})
+    assert "reuse_nodes" in _refused(api, {"reuse_nodes": {"nope": "x"}})
+    assert "reuse_from_run" in _refused(api, {"reuse_from_run": {"run_id": first, "nodes": ["nope"]}})
+
+    bad = _trigger(api, {"reuse_nodes": {"preprocess": "no-such-execution"}})
+    assert _wait(api, bad) == "failed"
+    log = _log(api, bad, "preprocess")
+    line = "reuse_nodes: node 'preprocess': no successful execution with id 'no-such-execution'"
+    errors = [entry for entry in log if entry.get("level") == "error"]
+    assert [e["event"] for e in errors][:1] == [line], log
+    assert not any("error_detail" in entry or "Traceback" in str(entry) for entry in log), log
+    instances = client.TaskInstanceApi(api).get_task_instances(DAG, bad).task_instances
+    states = {ti.task_id: str(ti.state.value) for ti in instances}
+    assert states == {"preprocess": "failed", "train": "upstream_failed", "evaluate": "upstream_failed"}
