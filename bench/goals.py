@@ -145,4 +145,33 @@ GOALS = [
         "peak resident memory of the same worker process for a miss with 1 MB of outputs (the baseline)",
         "",
     ),
+    Goal(
+        "cache_hits_per_second_postgres",
+        "hits",
+        "hits (1 lookup + 3 output verifications each) per second the PostgreSQL cache serves to "
+        "2 workers x 8 processes at once",
+        "",
+    ),
+    Goal(
+        "cache_hit_p50_ms_under_load_postgres",
+        "hits",
+        "one such hit's time while the 16 processes ask",
+        "",
+    ),
+    Goal(
+        "celery_reused_pipelines_vs_empty_ratio",
+        "cluster",
+        "10 runs at once of a 3-node pipeline, every node reused, vs the same DAGs of EmptyOperators "
+        "run by the workers; two-worker CeleryExecutor cluster, wall time to all succeeded",
+        "<=",
+        1.15,
+    ),
+    Goal("celery_reused_pipelines_s", "cluster", "those 10 reused runs' wall time", ""),
+    Goal("celery_empty_pipelines_s", "cluster", "those 10 EmptyOperator runs' wall time", ""),
+    Goal(
+        "celery_reused_pipelines_vs_scheduler_only_empty_ratio",
+        "cluster",
+        "the reused runs vs plain EmptyOperators, which the scheduler marks succeeded without a worker",
+        "",
+    ),
 ]

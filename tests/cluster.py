@@ -226,6 +226,7 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.jwt_secret = secrets.token_hex(32)
+        self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "vr_cluster_host.py").write_text(HOSTNAME_MODULE)
         self._start_s3()
         for name in (self.metadata_db, self.cache_db):
