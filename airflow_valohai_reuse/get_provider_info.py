@@ -129,7 +129,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "default": "False",
     },
     "price_per_hour": {
-        "description": "JSON object from a step's environment slug to what an hour of it costs; \"*\" "
+        "description": 'JSON object from a step\'s environment slug to what an hour of it costs; "*" '
         "prices every other slug (and steps that name no environment). When set, the Execution reuse "
         "page in the Airflow UI shows the compute time saved as money too.",
         "version_added": "0.1.0",

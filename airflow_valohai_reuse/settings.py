@@ -80,7 +80,7 @@ def price_per_hour() -> dict[str, float]:
     ):
         raise ConfigError(
             f"[{SECTION}] price_per_hour must be a JSON object of environment slug to a price per hour "
-            f"(a number, \"*\" for any other slug), got {text!r}"
+            f'(a number, "*" for any other slug), got {text!r}'
         )
     return {str(k): float(v) for k, v in value.items()}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-command set-up on a fresh machine: Docker daemon, a compose tool, virtual environment, package,
-# local images.
+# One-command set-up on a fresh machine: Docker daemon, a compose tool, a headless browser, virtual
+# environment, package, local images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-docker.sh
@@ -8,6 +8,11 @@ scripts/start-docker.sh
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+fi
+# a headless browser checks the plugin's pages in the Airflow UI in the tests (Debian's, driven by selenium)
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 fi
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null 2>&1 || python=python3

@@ -1,9 +1,83 @@
-"""The Airflow plugin: makes the package visible in ``airflow plugins`` and the UI's plugin list."""
+"""The Airflow plugin: the Execution reuse page and the reuse views of DAGs and runs (a FastAPI app shown
+through external views), and the extra links of node tasks.
+
+Airflow loads every plugin in every task process (for its macros), so the app and the links are built
+when Airflow first asks for them, in the API server: a task does not pay for importing FastAPI.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
+
+APP_PREFIX = "/valohai-reuse"  # the same as plugins.links.APP_PREFIX, kept here to import nothing
+
+
+class _Built:
+    """A plugin attribute made on first read and kept."""
+
+    def __init__(self, build: Callable[[], list[Any]]) -> None:
+        self._build = build
+        self._value: list[Any] | None = None
+
+    def __get__(self, instance: object, owner: type) -> list[Any]:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+
+def _fastapi_apps() -> list[Any]:
+    from airflow_valohai_reuse.plugins.app import app
+
+    return [{"app": app, "url_prefix": APP_PREFIX, "name": "Execution reuse"}]
+
+
+def _links() -> list[Any]:
+    from airflow_valohai_reuse.plugins.links import OutputsLink, SourceExecutionLink
+
+    return [SourceExecutionLink(), OutputsLink()]
+
+
+# hrefs are relative to the UI's base URL; {DAG_ID} and {RUN_ID} are filled in by the UI
+EXTERNAL_VIEWS = [
+    {
+        "name": "Execution reuse",
+        "href": "valohai-reuse/",
+        "destination": "nav",
+        "url_route": "execution-reuse",
+        "category": "browse",
+    },
+    {
+        "name": "Reuse",
+        "href": "valohai-reuse/run?dag_id={DAG_ID}&run_id={RUN_ID}",
+        "destination": "dag_run",
+        "url_route": "reuse",
+    },
+    {
+        "name": "Reuse",
+        "href": "valohai-reuse/run?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}",
+        "destination": "task_instance",
+        "url_route": "task-reuse",  # routes are looked up across destinations: each its own
+    },
+    {
+        "name": "Reuse nodes",
+        "href": "valohai-reuse/reuse-nodes?dag_id={DAG_ID}&run_id={RUN_ID}",
+        "destination": "dag_run",
+        "url_route": "reuse-nodes",
+    },
+    {
+        "name": "Plan",
+        "href": "valohai-reuse/plan?dag_id={DAG_ID}",
+        "destination": "dag",
+        "url_route": "reuse-plan",
+    },
+]
 
 
 class ValohaiReusePlugin(AirflowPlugin):
     name = "valohai_reuse"
+    external_views = EXTERNAL_VIEWS
+    fastapi_apps = _Built(_fastapi_apps)  # type: ignore[assignment]
+    operator_extra_links = _Built(_links)  # type: ignore[assignment]

@@ -1,0 +1,281 @@
+"""The Execution reuse page with 100,000 cache entries: how long the API server takes to answer it.
+
+A cache database is filled through SQL with ``ENTRIES`` executions (their ledger rows: ran) and as many
+ledger rows that reused one of them, spread over 60 days, 8 pipelines of 5 steps, three environment
+slugs. Then a real ``airflow api-server`` (the plugin loaded from the entry point, simple auth) serves
+the page over HTTP on loopback, and each figure is the median wall time of a GET with a bearer token,
+first request excluded: the dashboard (last 7 and 30 days, with prices so the cost query runs too), a
+later page of entries, an execution's page and a run's view. SQLite by default; ``--postgres`` (when
+the local server answers) measures the same on PostgreSQL too.
+
+``python -m bench.dashboard [--entries N] [--postgres]`` prints the figures; ``python -m bench --only
+dashboard`` runs it with the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ENTRIES = 100_000
+BATCH = 5_000
+PIPELINES = [f"pipeline-{i}" for i in range(8)]
+STEPS = ["preprocess", "featurize", "train", "evaluate", "report"]
+SLUGS = ["aws-eu-west-1-g4dn-xlarge", "aws-eu-west-1-c5-2xlarge", None]
+PRICES = {"aws-eu-west-1-g4dn-xlarge": 0.71, "aws-eu-west-1-c5-2xlarge": 0.45, "*": 0.1}
+
+
+def say(message: str) -> None:
+    print(f"bench.dashboard: {message}", file=sys.stderr, flush=True)
+
+
+def _execution(rng: random.Random, i: int, now: datetime) -> dict[str, Any]:
+    pipeline, step = rng.choice(PIPELINES), STEPS[i % len(STEPS)]
+    finished = now - timedelta(seconds=rng.uniform(0, 60 * 86400))
+    duration = rng.uniform(5, 3 * 3600)
+    components = {
+        "code": {"files": {f"{step}.py": rng.randbytes(32).hex()}, "scope": "auto"},
+        "environment": {"environment": rng.choice(SLUGS), "resources": {}, "variables": {}},
+        "image": {"id": "sha256:" + rng.randbytes(32).hex()},
+        "inputs": {"data": {"part.csv": {"sha256": rng.randbytes(32).hex()}}},
+        "parameters": {"epochs": rng.randint(1, 50)},
+        "step": {"name": step, "command": [f"python {step}.py"]},
+    }
+    outputs = [
+        {
+            "name": f"out-{k}.bin",
+            "uri": f"file:///store/sha256/{h[:2]}/{h}",
+            "size": rng.randint(1, 1 << 30),
+            "checksum": h,
+        }
+        for k, h in ((k, rng.randbytes(32).hex()) for k in range(rng.randint(1, 3)))
+    ]
+    run_id = f"scheduled__{finished:%Y-%m-%dT%H:%M:%S.%f}+00:00.{i}"
+    return {
+        "id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "fingerprint": rng.randbytes(32).hex(),
+        "fingerprint_version": 1,
+        "step": step,
+        "pipeline": pipeline,
+        "node": step,
+        "dag_id": pipeline,
+        "run_id": run_id,
+        "task_id": step,
+        "status": "succeeded",
+        "components": json.dumps(components, sort_keys=True),
+        "outputs": json.dumps(outputs, sort_keys=True),
+        "exec_metadata": json.dumps(
+            {"parameters": {"epochs": 3}, "inputs": {}, "environment": {}, "metadata": {}}
+        ),
+        "started_at": finished - timedelta(seconds=duration),
+        "finished_at": finished,
+        "duration_s": duration,
+    }
+
+
+def _ledger(e: dict[str, Any], kind: str, run_id: str, when: datetime, saved: float | None) -> dict[str, Any]:
+    return {
+        "dag_id": e["dag_id"],
+        "run_id": run_id,
+        "task_id": e["task_id"],
+        "map_index": -1,
+        "try_number": 1,
+        "kind": kind,
+        "execution_id": e["id"],
+        "pipeline": e["pipeline"],
+        "step": e["step"],
+        "node": e["node"],
+        "saved_s": saved,
+        "reason": None if kind != "ran" else "parameter epochs 3 → 4",
+        "published": "{}",
+        "recorded_at": when,
+    }
+
+
+def fill(url: str, entries: int, seed: int = 7) -> None:
+    """``entries`` executions and twice as many ledger rows (half ran, half reused), through SQL."""
+    from sqlalchemy import insert
+
+    from airflow_valohai_reuse.cache.executions import engine_for
+    from airflow_valohai_reuse.cache.schema import executions, ledger
+
+    rng, now = random.Random(seed), datetime.now(UTC)
+    engine = engine_for(url)
+    started = time.monotonic()
+    made: list[dict[str, Any]] = []
+    for start in range(0, entries, BATCH):
+        batch = [_execution(rng, i, now) for i in range(start, min(entries, start + BATCH))]
+        ran = [_ledger(e, "ran", e["run_id"], e["finished_at"], None) for e in batch]
+        reused = []
+        for _ in batch:
+            source = rng.choice(made or batch)
+            when = source["finished_at"] + timedelta(seconds=rng.uniform(60, 5 * 86400))
+            reused.append(
+                _ledger(source, "reused", f"manual__{uuid.uuid4()}", min(when, now), source["duration_s"])
+            )
+        with engine.begin() as conn:
+            conn.execute(insert(executions), batch)
+            conn.execute(insert(ledger), ran + reused)
+        made.extend(rng.sample(batch, 50))
+    say(f"filled {entries} executions and {2 * entries} ledger rows in {time.monotonic() - started:.0f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class ApiServer:
+    """``airflow api-server`` alone on loopback, every user an admin (a token from GET /auth/token)."""
+
+    def __init__(self, home: Path, cache_url: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env |= {
+            "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": cache_url,
+            "AIRFLOW__VALOHAI_REUSE__PRICE_PER_HOUR": json.dumps(PRICES),
+        }
+        (home / "dags").mkdir(parents=True, exist_ok=True)
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        self.log = home / "api-server.log"
+        self.process = subprocess.Popen(
+            [airflow, "api-server"], env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 180
+        while _health(self.url) != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(1)
+        self.token = json.loads(_get(f"{self.url}/auth/token")[1])["access_token"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _health(url: str) -> int | None:
+    try:
+        return _get(f"{url}/api/v2/monitor/health")[0]
+    except OSError:
+        return None
+
+
+def _median_ms(server: ApiServer, path: str, repeats: int, expect: str) -> float:
+    status, body = _get(server.url + path, server.token)  # warms the engine and the templates
+    if status != 200 or expect.encode() not in body:
+        raise RuntimeError(f"GET {path} answered {status}: {body[:500]!r}")
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _get(server.url + path, server.token)
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def _pages(url: str) -> dict[str, tuple[str, str]]:
+    from sqlalchemy import select
+
+    from airflow_valohai_reuse.cache.executions import engine_for
+    from airflow_valohai_reuse.cache.schema import ledger
+
+    with engine_for(url).connect() as conn:
+        row = conn.execute(select(ledger).where(ledger.c.kind == "reused").limit(1)).one()
+    run = f"/valohai-reuse/run?dag_id={row.dag_id}&run_id={urllib.parse.quote(row.run_id)}"
+    return {
+        "dashboard_7d": ("/valohai-reuse/?days=7", "Recent cache entries"),
+        "dashboard_30d": ("/valohai-reuse/?days=30", "Recent cache entries"),
+        "entries_page_2000": ("/valohai-reuse/?days=30&page=2000", "Recent cache entries"),
+        "execution_page": (f"/valohai-reuse/executions/{row.execution_id}", "Runs that reused it"),
+        "run_view": (run, "Reuse in run"),
+    }
+
+
+def measure(url: str, label: str, entries: int, repeats: int) -> dict[str, float]:
+    fill(url, entries)
+    home = Path(tempfile.mkdtemp(prefix="vr-bench-dashboard-"))
+    server = ApiServer(home, url)
+    try:
+        return {
+            f"{name}_ms_{label}": _median_ms(server, path, repeats, expect)
+            for name, (path, expect) in _pages(url).items()
+        }
+    finally:
+        server.stop()
+
+
+def _postgres_url() -> str | None:
+    from sqlalchemy import create_engine, text
+
+    name = f"vr_bench_dashboard_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        say(f"no PostgreSQL ({exc}); SQLite only")
+        return None
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+def run(options: Any) -> dict[str, float]:
+    """For ``python -m bench``: SQLite, 100,000 entries."""
+    url = f"sqlite:///{options.workdir / 'cache.db'}"
+    return measure(url, "sqlite_100k", ENTRIES, options.repeats(15, 5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__)
+    parser.add_argument("--entries", type=int, default=ENTRIES)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--postgres", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="vr-bench-dashboard-"))
+    label = f"{args.entries // 1000}k"
+    figures = measure(f"sqlite:///{workdir / 'cache.db'}", f"sqlite_{label}", args.entries, args.repeats)
+    if args.postgres and (url := _postgres_url()):
+        figures |= measure(url, f"postgres_{label}", args.entries, args.repeats)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
