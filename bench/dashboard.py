@@ -8,8 +8,8 @@ first request excluded: the dashboard (last 7 and 30 days, with prices so the co
 later page of entries, an execution's page and a run's view. SQLite by default; ``--postgres`` (when
 the local server answers) measures the same on PostgreSQL too.
 
-``python -m bench.dashboard [--entries N] [--postgres]`` prints the figures; ``python -m bench --only
-dashboard`` runs it with the other benchmarks.
+``python -m bench.dashboard [--entries N] [--repeats N] [--postgres]`` prints the figures (about two
+minutes for 100,000 entries on SQLite).
 """
 
 from __future__ import annotations
@@ -228,15 +228,51 @@ def _pages(url: str) -> dict[str, tuple[str, str]]:
     }
 
 
+LOAD_TIME = "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;"
+
+
+def _browser_ms(server: ApiServer, path: str, repeats: int) -> float | None:
+    """The page's load in headless Chromium (navigation start to the load event), where selenium and
+    Debian's chromium are installed (the test extra and scripts/setup.sh); None elsewhere."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+    except ImportError:
+        return None
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    chromium = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    try:
+        chromium.get(f"{server.url}/api/v2/monitor/health")
+        chromium.add_cookie({"name": "_token", "value": server.token, "path": "/"})
+        times = []
+        for _ in range(repeats + 1):
+            chromium.get(server.url + path)
+            times.append(chromium.execute_script(LOAD_TIME))
+        return round(statistics.median(times[1:]), 1)
+    finally:
+        chromium.quit()
+
+
 def measure(url: str, label: str, entries: int, repeats: int) -> dict[str, float]:
     fill(url, entries)
     home = Path(tempfile.mkdtemp(prefix="vr-bench-dashboard-"))
     server = ApiServer(home, url)
     try:
-        return {
+        figures = {
             f"{name}_ms_{label}": _median_ms(server, path, repeats, expect)
             for name, (path, expect) in _pages(url).items()
         }
+        loaded = _browser_ms(server, "/valohai-reuse/?days=30", repeats)
+        if loaded is not None:
+            figures[f"dashboard_30d_chromium_load_ms_{label}"] = loaded
+        return figures
     finally:
         server.stop()
 
@@ -255,12 +291,6 @@ def _postgres_url() -> str | None:
         say(f"no PostgreSQL ({exc}); SQLite only")
         return None
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-
-
-def run(options: Any) -> dict[str, float]:
-    """For ``python -m bench``: SQLite, 100,000 entries."""
-    url = f"sqlite:///{options.workdir / 'cache.db'}"
-    return measure(url, "sqlite_100k", ENTRIES, options.repeats(15, 5))
 
 
 def main() -> None:
