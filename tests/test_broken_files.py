@@ -21,6 +21,9 @@ EXPECTED = {
     "duplicate-task-id": "two nodes map to task id 'n_1'",
     "bad-parameter-target": "target 'nowhere.parameter.q' is not node.parameter.name",
     "unsupported-edge": "edge n.output.x → m.parameter.y: unsupported edge kind",
+    "plural-edge-type": "'outputs' is not an edge type (one of dependency, deployment, environment-variable, "
+    "file, input, metadata, output, parameter); did you mean 'output'?",
+    "unknown-edge-node": "source node 'trian' is not a node of the pipeline; did you mean 'train'?",
     "random-sweep": "random",
 }
 

@@ -124,6 +124,33 @@ def _features(path: Path) -> set[str]:
     return found
 
 
+def _through_deployments(pipeline: dict) -> set[tuple[str, str]]:
+    """(source, target) node pairs linked through one or more deployment nodes, read from the YAML."""
+    kinds = {n["name"]: n["type"] for n in pipeline["nodes"]}
+    links = {(_ends(e)[0][0], _ends(e)[1][0]) for e in pipeline["edges"]}
+    pairs = set()
+    for src, mid in links:
+        frontier, seen = [mid], set()
+        while frontier:
+            node = frontier.pop()
+            if kinds.get(node) != "deployment" or node in seen:
+                continue
+            seen.add(node)
+            for a, b in links:
+                if a == node:
+                    if kinds[b] in TASKS and kinds[src] in TASKS and b != src:
+                        pairs.add((src, b))
+                    frontier.append(b)
+    return pairs
+
+
+def _check_deployments(dag, pipeline: dict) -> None:
+    if any(n["type"] == "deployment" for n in pipeline["nodes"]):
+        assert "deployment node" in dag.doc_md and "left out" in dag.doc_md
+    for src, dst in _through_deployments(pipeline):
+        assert safe_id(src) in dag.get_task(safe_id(dst)).upstream_task_ids, (src, dst)
+
+
 def _shared_params() -> list:
     if not SHARED_FILES:
         return [pytest.param(None, id="shared", marks=pytest.mark.skip(reason=SHARED_ABSENT))]
@@ -190,8 +217,7 @@ def test_pipelines_build(path):
             assert dag.params.get_param(pp["name"]).value == pp.get("default")
             for node, _, name in (t.split(".", 2) for t in _targets(pp)):
                 assert name in _spec(dag.get_task(safe_id(node))).pipeline_parameters[pp["name"]]
-        if any(n["type"] == "deployment" for n in pipeline["nodes"]):
-            assert "deployment node" in dag.doc_md and "left out" in dag.doc_md
+        _check_deployments(dag, pipeline)
 
 
 def test_both_edge_forms_globs_and_every_edge_kind():
@@ -322,21 +348,59 @@ def test_list_metadata_spreads_into_one_variant_per_item():
     assert "fixed variants, so a list value is not spread" in fixed.doc_md
 
 
-def test_deployment_nodes_and_their_edges_are_left_out():
+def test_deployment_nodes_are_left_out_but_the_order_through_them_is_kept():
     dags = _own("06_deployment.yaml")
     dag = dags["train_and_deploy"]
     assert {t.task_id for t in dag.tasks} == {"Train_classifier", "announce"}
-    # the chain Train classifier → deploy → announce goes through the deployment: no order remains
-    assert dag.get_task("announce").upstream_task_ids == set()
+    # Train classifier → deploy → announce: announce still runs after the training, as on Valohai
+    assert dag.get_task("announce").upstream_task_ids == {"Train_classifier"}
     assert _incoming(dag.get_task("announce")) == set()
     assert "deployment node 'deploy' left out" in dag.doc_md
+    assert "'announce' runs after 'Train classifier'" in dag.doc_md
     for edge in (
         "Train classifier.output.model.onnx → deploy.file.classify.model",
         "deploy.deployment.id → announce.parameter.deployment-id",
         "deploy.deployment.version_id → announce.parameter.version",
     ):
         assert f"edge {edge} left out" in dag.doc_md
+    # what the deployment would have provided, and what the parameter gets instead
+    assert (
+        "would provide its deployment id as announce's parameter 'deployment-id'; here that parameter "
+        "keeps its step default ('none')" in dag.doc_md
+    )
     assert {t.task_id for t in dags["deploy_only"].tasks} == {"Train_classifier"}
+
+
+def test_order_is_kept_through_a_chain_of_deployment_nodes(tmp_path):
+    path = tmp_path / "valohai.yaml"
+    path.write_text(
+        "- step: {name: s, image: busybox, command: date, parameters: [{name: v, type: string}]}\n"
+        "- pipeline:\n"
+        "    name: p\n"
+        "    nodes:\n"
+        "      - {name: a, type: execution, step: s}\n"
+        "      - {name: d1, type: deployment, deployment: x}\n"
+        "      - {name: d2, type: deployment, deployment: y}\n"
+        "      - {name: b, type: execution, step: s}\n"
+        "      - {name: c, type: execution, step: s}\n"
+        "    edges:\n"
+        "      - [a.output.m, d1.file.e.m]\n"
+        "      - [d1.deployment.id, d2.file.e.m]\n"
+        "      - [d2.deployment.version_id, b.parameter.v]\n"
+        "      - [d1.deployment.id, c.parameter.v]\n"
+    )
+    dag = build_dags(path)["p"]
+    assert dag.get_task("b").upstream_task_ids == {"a"}
+    assert dag.get_task("c").upstream_task_ids == {"a"}
+    assert dag.get_task("a").upstream_task_ids == set()
+    assert "b's parameter 'v'; here that parameter keeps its step default (unset)" in dag.doc_md
+
+
+def test_shared_deployment_edge_example_keeps_cleanup_after_train():
+    dag = build_dags(_shared_file("07_"))["Deployment_edge_pipeline"]
+    assert dag.get_task("Cleanup").upstream_task_ids == {"Train"}
+    assert "'Cleanup' runs after 'Train'" in dag.doc_md
+    assert "its deployment version id as Cleanup's parameter 'version_id'" in dag.doc_md
 
 
 def test_shared_task_node_examples():

@@ -18,12 +18,13 @@ from valohai_yaml.objs.pipelines.node import Node
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
 from airflow_valohai_reuse.pipeline.stepdef import effective_step
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep, sweep_for, sweep_notes
-from airflow_valohai_reuse.pipeline.wiring import classify_edges, omitted, pipeline_params
+from airflow_valohai_reuse.pipeline.wiring import classify_edges, pipeline_params
 from airflow_valohai_reuse.settings import load_settings
 
 
@@ -132,7 +133,9 @@ def analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project:
     nodes: dict[str, Node] = {}
     for node in pipeline.nodes:  # the first node of a name, as Pipeline.get_node_by(name=…) finds it
         nodes.setdefault(node.name, node)
-    incoming, deps, edge_notes = classify_edges(pipeline, task_ids, path)
+    incoming, deps = classify_edges(pipeline, task_ids, path)
+    ordered = through_deployments(pipeline, task_ids) - deps
+    deps |= ordered
     plain: dict[str, Step] = {}
     steps = {name: _step_of(config, nodes[name], path, pipeline, plain) for name in task_ids}
     params, targets = pipeline_params(pipeline, task_ids, steps, path)
@@ -142,7 +145,7 @@ def analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project:
         if isinstance(node := nodes[name], TaskNode)
     }
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    notes = omitted(pipeline) + edge_notes + task_notes
+    notes = deployment_notes(pipeline, task_ids, steps, ordered) + task_notes
     return Analysis(
         pipeline, path, repo, task_ids, nodes, steps, incoming, deps, params, targets, sweeps, project, notes
     )
