@@ -25,6 +25,8 @@ def list_files(repository: Path) -> list[str]:
     files (build outputs, data caches) stay out.
     """
     try:
+        if not _in_git_work_tree(repository):
+            raise FileNotFoundError(repository)  # spares a git process that would only say so
         out = subprocess.run(
             ["git", "-C", str(repository), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             capture_output=True,
@@ -42,6 +44,14 @@ def list_files(repository: Path) -> list[str]:
             if _regular(os.path.join(root, name)):
                 found.append(Path(root, name).relative_to(repository).as_posix())
     return sorted(found)
+
+
+def _in_git_work_tree(repository: Path) -> bool:
+    """Whether git would find a repository here: a ``.git`` in the folder or above it (or ``GIT_DIR``)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    folder = repository.resolve()
+    return any(os.path.lexists(place / ".git") for place in (folder, *folder.parents))
 
 
 def _regular(path: str) -> bool:
@@ -65,6 +75,16 @@ def code_component(
         if stat_.st_mode & stat.S_IXUSR:  # as git decides 100755
             executable[name] = True
     return {"scope": scope, "files": digests, "executable": executable}
+
+
+def listed_component(listed: dict[str, tuple[str, bool]], files: list[str], scope: str) -> dict[str, Any]:
+    """The ``code`` component from files whose sha256 and executable bit are already known (another
+    commit's files, hashed once when they were written): the same form as :func:`code_component`'s."""
+    return {
+        "scope": scope,
+        "files": {name: listed[name][0] for name in files},
+        "executable": {name: True for name in files if listed[name][1]},
+    }
 
 
 def stage_code(repository: Path, component: dict[str, Any], target: Path) -> None:

@@ -99,7 +99,8 @@ class ReusableDockerOperator(DockerOperator):
             self.docker_url = settings.docker_url
         params = context["params"]
         cache = open_cache(settings.sql_alchemy_conn, self.log)
-        cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
+        if getattr(context["ti"], "try_number", None) != 1:
+            cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
         pin = pinned(self.node.node, self._pins(context, cache))
         if pin is not None:
             self.log.info("node pinned to execution %s", pin.execution.id)
@@ -233,7 +234,7 @@ class ReusableDockerOperator(DockerOperator):
     def _run_and_record(self, job: _Job, holder: str, reason: str) -> dict[str, Any] | None:
         """``holder``: the lease holder labelling the container; ``reason``: why it was not reused."""
         context, cache, resolved, work = job.context, job.cache, job.resolved, job.work.create()
-        stage_code(self.node.repository, resolved.code, work.repository)
+        stage_code(resolved.code_root or self.node.repository, resolved.code, work.repository)
         place_inputs(resolved.inputs, work.inputs, job.store)
         fetch_deferred(resolved.inputs, work.inputs, job.settings.aws_conn_id)
         stamps = stamp_inputs(work.inputs)
