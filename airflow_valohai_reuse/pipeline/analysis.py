@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from valohai_yaml.objs import Config, Pipeline, Step
@@ -18,6 +18,7 @@ from valohai_yaml.objs.pipelines.node import Node
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, commit_notes
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
@@ -46,6 +47,7 @@ def analyses(
     config = load_config(path)
     repo = Path(repository).resolve() if repository else path.parent
     project = load_project_config(path, load_settings().code_scope)
+    commits = CommitReader(path, repo)
     seen: set[str] = set()
     for pipeline in config.pipelines.values():
         dag_id = prefix + safe_id(pipeline.name)
@@ -56,37 +58,51 @@ def analyses(
                 str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
             )
         seen.add(dag_id)
-        yield dag_id, analyse(config, pipeline, path, repo, project)
+        yield dag_id, analyse(config, pipeline, path, repo, project, commits)
 
 
-def _step_name(config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline) -> str:
+def _node_config(
+    config: Config, node: ExecutionNode | TaskNode, where: str, commits: CommitReader
+) -> tuple[Config, CommitRef | None, str]:
+    """The valohai.yaml a node's step (and task blueprint) come from, its commit, and how to name it."""
+    if not node.commit:
+        return config, None, ""
+    source = commits.read(node.name, node.commit, where)
+    return source.config, source.ref, f" in valohai.yaml at commit {node.commit!r}"
+
+
+def _step_name(config: Config, node: ExecutionNode | TaskNode, path: Path, where: str, at: str) -> str:
     if isinstance(node, TaskNode) and node.task:
         if node.task not in config.tasks:
             raise PipelineFileError(
                 str(path),
-                f"task node {node.name!r} uses task blueprint {node.task!r}, which is not defined",
-                f"pipeline {pipeline.name}",
+                f"task node {node.name!r} uses task blueprint {node.task!r}, which is not defined{at}",
+                where,
             )
         return config.tasks[node.task].step
     return str(node.step)
 
 
 def _step_of(
-    config: Config, node: ExecutionNode | TaskNode, path: Path, pipeline: Pipeline, plain: dict[str, Step]
+    config: Config,
+    node: ExecutionNode | TaskNode,
+    path: Path,
+    where: str,
+    plain: dict[str, Step],
+    at: str = "",
 ) -> Step:
     """The node's effective step; nodes that override nothing share one copy per step (``plain``)."""
-    step = _step_name(config, node, path, pipeline)
+    step = _step_name(config, node, path, where, at)
     if step not in config.steps:
         raise PipelineFileError(
-            str(path),
-            f"node {node.name!r} uses step {step!r}, which is not defined",
-            f"pipeline {pipeline.name}",
+            str(path), f"node {node.name!r} uses step {step!r}, which is not defined{at}", where
         )
     if node.override is not None:
         return effective_step(config.steps[step], node.override)
-    if step not in plain:
-        plain[step] = effective_step(config.steps[step], None)
-    return plain[step]
+    key = f"{at}\0{step}"
+    if key not in plain:
+        plain[key] = effective_step(config.steps[step], None)
+    return plain[key]
 
 
 def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
@@ -126,9 +142,20 @@ class Analysis:
     sweeps: dict[str, Sweep]
     project: ProjectConfig
     notes: list[str]
+    #: nodes that run a step from another commit: node name → where their code comes from
+    commits: dict[str, CommitRef] = field(default_factory=dict)
 
 
-def analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project: ProjectConfig) -> Analysis:
+def analyse(
+    config: Config,
+    pipeline: Pipeline,
+    path: Path,
+    repo: Path,
+    project: ProjectConfig,
+    commits: CommitReader | None = None,
+) -> Analysis:
+    commits = commits or CommitReader(path, repo)
+    where = f"pipeline {pipeline.name}"
     task_ids = _task_ids(pipeline, path)
     nodes: dict[str, Node] = {}
     for node in pipeline.nodes:  # the first node of a name, as Pipeline.get_node_by(name=…) finds it
@@ -137,15 +164,36 @@ def analyse(config: Config, pipeline: Pipeline, path: Path, repo: Path, project:
     ordered = through_deployments(pipeline, task_ids) - deps
     deps |= ordered
     plain: dict[str, Step] = {}
-    steps = {name: _step_of(config, nodes[name], path, pipeline, plain) for name in task_ids}
+    steps: dict[str, Step] = {}
+    sweeps: dict[str, Sweep] = {}
+    refs: dict[str, CommitRef] = {}
+    for name in task_ids:
+        node = nodes[name]
+        assert isinstance(node, (ExecutionNode, TaskNode))
+        node_config, ref, at = _node_config(config, node, where, commits)
+        steps[name] = _step_of(node_config, node, path, where, plain, at)
+        if ref is not None:
+            refs[name] = ref
+        if isinstance(node, TaskNode):
+            sweeps[name] = sweep_for(
+                node_config, pipeline, node, steps[name], path, incoming[name]["parameter"]
+            )
     params, targets = pipeline_params(pipeline, task_ids, steps, path)
-    sweeps: dict[str, Sweep] = {
-        name: sweep_for(config, pipeline, node, steps[name], path, incoming[name]["parameter"])
-        for name in task_ids
-        if isinstance(node := nodes[name], TaskNode)
-    }
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    notes = deployment_notes(pipeline, task_ids, steps, ordered) + task_notes
+    notes = deployment_notes(pipeline, task_ids, steps, ordered) + commit_notes(refs) + task_notes
     return Analysis(
-        pipeline, path, repo, task_ids, nodes, steps, incoming, deps, params, targets, sweeps, project, notes
+        pipeline,
+        path,
+        repo,
+        task_ids,
+        nodes,
+        steps,
+        incoming,
+        deps,
+        params,
+        targets,
+        sweeps,
+        project,
+        notes,
+        refs,
     )

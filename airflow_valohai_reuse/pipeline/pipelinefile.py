@@ -58,14 +58,29 @@ def load_config(path: str | Path) -> Config:
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)
+            return _parse(yaml.load(handle, Loader=_Loader), path)
     except OSError as exc:
         raise PipelineFileError(path, f"cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PipelineFileError(path, f"YAML syntax: {problem}", where) from None
+        raise _syntax_error(exc, path) from None
+
+
+def parse_config_text(text: str, label: str) -> Config:
+    """Parse and validate a valohai.yaml given as text (another commit's); ``label`` names it in errors."""
+    try:
+        return _parse(yaml.load(text, Loader=_Loader), label)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, label) from None
+
+
+def _syntax_error(exc: yaml.YAMLError, path: str) -> PipelineFileError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return PipelineFileError(path, f"YAML syntax: {problem}", where)
+
+
+def _parse(data: object, path: str) -> Config:
     if data is None:
         data = []
     if not isinstance(data, list):

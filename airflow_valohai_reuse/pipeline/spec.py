@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valohai_yaml.objs import Step
 
 from airflow_valohai_reuse.fingerprint.scope import CodeScope
+
+if TYPE_CHECKING:
+    from airflow_valohai_reuse.pipeline.commits import CommitRef
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class NodeSpec:
     variants_from: EdgeIn | None = None
     #: secret environment variables whose salted hash enters the fingerprint (valohai-reuse.yaml)
     fingerprint_secrets: tuple[str, ...] = ()
+    #: a node that runs its step from another commit: where its code comes from (None: the project)
+    commit: CommitRef | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def node_spec(a: Analysis, name: str) -> NodeSpec:
         ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),
         fingerprint_secrets=a.project.step_secrets.get(a.steps[name].name, ()),
         variants_from=spread,
+        commit=a.commits.get(name),
     )
 
 

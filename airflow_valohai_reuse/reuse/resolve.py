@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
-from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files
+from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files, listed_component
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
 from airflow_valohai_reuse.fingerprint.scope import scoped_files
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
@@ -26,6 +26,7 @@ from airflow_valohai_reuse.pipeline.stepdef import (
     resolve_parameters,
     step_component,
 )
+from airflow_valohai_reuse.runtime.commitcode import commit_files
 from airflow_valohai_reuse.runtime.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
 from airflow_valohai_reuse.settings import Settings
 
@@ -40,6 +41,8 @@ class Resolved:
     parameters: dict[str, Any]
     inputs: dict[str, list[FileRef]]
     variables: dict[str, str]
+    #: where the fingerprinted code is read from when the node runs: the project, or another commit's files
+    code_root: Path | None = None
 
     @property
     def code(self) -> dict[str, Any]:
@@ -144,8 +147,7 @@ def resolve(
     stat_cache = cache.project_stats(str(node.repository.resolve()))
     parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
     variables = environment_values(step, given_environment(node, upstream))
-    files = scoped_files(node.repository, list_files(node.repository), step, node.code_scope)
-    code = code_component(node.repository, files, stat_cache, node.code_scope.mode.value)
+    code_root, code = _code(node, stat_cache, settings)
     inputs = identify_inputs(node, upstream, inputs_dir, stat_cache, settings.aws_conn_id)
     stat_cache.flush()
     fingerprint = Fingerprint(
@@ -160,7 +162,19 @@ def resolve(
             ),
         }
     )
-    return Resolved(fingerprint, parameters, inputs, variables)
+    return Resolved(fingerprint, parameters, inputs, variables, code_root)
+
+
+def _code(node: NodeSpec, stat_cache: StatCache, settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """Where the node's code is, and its ``code`` component: the project's files in the step's scope,
+    or, for a node with ``commit:``, that commit's files in the same scope."""
+    scope = node.code_scope
+    if node.commit is None:
+        files = scoped_files(node.repository, list_files(node.repository), node.step, scope)
+        return node.repository, code_component(node.repository, files, stat_cache, scope.mode.value)
+    tree = commit_files(node.commit, settings.work_dir)
+    files = scoped_files(tree.root, sorted(tree.files), node.step, scope)
+    return tree.root, listed_component(tree.files, files, scope.mode.value)
 
 
 def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
