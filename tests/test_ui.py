@@ -125,6 +125,19 @@ def test_run_view_lists_each_node_reused_with_its_source_and_time_saved(browser,
     assert "nodes reused\n3" in text and "nodes run\n0" in text
     assert text.count("reused") >= 4 and first in text
     browser.shot("run-view")
+    from selenium.webdriver.common.by import By
+
+    # a link to an Airflow page opens in the UI around the frame, not inside it
+    browser.frame("Reuse", "nodes reused")
+    browser.driver.find_element(
+        By.CSS_SELECTOR, f'a[href$="/runs/{quote(first, safe="")}/tasks/preprocess"]'
+    ).click()
+    browser.driver.switch_to.default_content()
+    browser.until(
+        "the source task instance's page", lambda: "/tasks/preprocess" in browser.driver.current_url
+    )
+    assert quote(first, safe="") in browser.driver.current_url or first in browser.driver.current_url
+    assert not browser.driver.find_elements(By.CSS_SELECTOR, 'iframe[title="Reuse"]')
     browser.open(f"dags/{DAG}/runs/{quote(first, safe='')}/plugin/reuse")
     text = browser.frame("Reuse", "nodes run")
     assert "nodes run\n3" in text and "no earlier successful execution of step 'preprocess'" in text
@@ -141,10 +154,17 @@ def test_extra_links_point_at_the_source_task_instance_and_the_outputs(airflow, 
     from selenium.webdriver.common.by import By
 
     browser.open(f"dags/{DAG}/runs/{quote(second, safe='')}/tasks/train/details")
-    link = browser.until(
+    browser.until(
         "Source execution button", lambda: browser.driver.find_element(By.LINK_TEXT, "Source execution")
     )
     browser.shot("task-instance-links")
+    browser.open(f"dags/{DAG}/runs/{quote(second, safe='')}/tasks/train/plugin/task-reuse")
+    text = browser.frame("Reuse", "of compute saved")
+    assert "Reuse of train in run" in text and "reused" in text and first in text
+    browser.open(f"dags/{DAG}/runs/{quote(second, safe='')}/tasks/train/details")
+    link = browser.until(
+        "Source execution button", lambda: browser.driver.find_element(By.LINK_TEXT, "Source execution")
+    )
     link.click()
     browser.until(
         "source task instance",
