@@ -121,6 +121,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "30",
         "default": "10",
     },
+    "step_dags": {
+        "description": "Also make one single-node DAG per step of every valohai.yaml (DAG id step_<step>, "
+        "the step's parameters as Params, reuse on by default), so standalone executions are reused too. "
+        "step-dags in a project's valohai-reuse.yaml wins (true, false or a list of step names).",
+        "version_added": "0.1.0",
+        "type": "boolean",
+        "example": "True",
+        "default": "False",
+    },
     "keep_work_dirs": {
         "description": "Keep each node's staged /valohai tree after the task, for debugging.",
         "version_added": "0.1.0",

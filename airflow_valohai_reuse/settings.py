@@ -28,6 +28,8 @@ class Settings:
     code_scope: str
     aws_conn_id: str
     lease_seconds: float = 60.0
+    #: one DAG per step of every valohai.yaml, besides its pipelines (valohai-reuse.yaml's step-dags wins)
+    step_dags: bool = False
     lease_poll_seconds: float = 5.0
     cache_timeout_seconds: float = 10.0
 
@@ -122,6 +124,7 @@ def load_settings() -> Settings:
         code_scope=_raw("code_scope").strip() or "auto",
         aws_conn_id=_raw("aws_conn_id").strip() or "aws_default",
         lease_seconds=_seconds("lease_seconds"),
+        step_dags=_raw("step_dags").strip().lower() in ("1", "true", "yes"),
         lease_poll_seconds=_seconds("lease_poll_seconds"),
         cache_timeout_seconds=cache_timeout_seconds(),
     )

@@ -23,6 +23,7 @@ from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
+from airflow_valohai_reuse.pipeline.stepdags import step_pipelines
 from airflow_valohai_reuse.pipeline.stepdef import effective_step
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep, sweep_for, sweep_notes
 from airflow_valohai_reuse.pipeline.wiring import classify_edges, pipeline_params
@@ -32,6 +33,12 @@ from airflow_valohai_reuse.settings import load_settings
 def safe_id(name: str) -> str:
     """An Airflow id for a Valohai name: characters outside [A-Za-z0-9_.-] become ``_``."""
     return re.sub(r"[^\w.-]", "_", name)[:250]
+
+
+STANDALONE = (
+    "standalone executions of step {step!r} (step-dags): one node, the step's parameters as Params, "
+    "reuse on unless the run turns it off"
+)
 
 
 def check_file(path: str | Path) -> None:
@@ -46,10 +53,12 @@ def analyses(
     path = Path(path).resolve()
     config = load_config(path)
     repo = Path(repository).resolve() if repository else path.parent
-    project = load_project_config(path, load_settings().code_scope)
+    settings = load_settings()
+    project = load_project_config(path, settings.code_scope)
     commits = CommitReader(path, repo)
     seen: set[str] = set()
-    for pipeline in config.pipelines.values():
+    wanted = settings.step_dags if project.step_dags is None else project.step_dags
+    for pipeline in [*config.pipelines.values(), *step_pipelines(config, wanted, path)]:
         dag_id = prefix + safe_id(pipeline.name)
         if only_dag_id is not None and dag_id != only_dag_id:
             continue
@@ -58,7 +67,11 @@ def analyses(
                 str(path), f"two pipelines map to DAG id {dag_id!r}", f"pipeline {pipeline.name}"
             )
         seen.add(dag_id)
-        yield dag_id, analyse(config, pipeline, path, repo, project, commits)
+        analysis = analyse(config, pipeline, path, repo, project, commits)
+        if pipeline.name not in config.pipelines:
+            step = next(iter(analysis.steps.values())).name
+            analysis.notes.insert(0, STANDALONE.format(step=step))
+        yield dag_id, analysis
 
 
 def _node_config(

@@ -3,6 +3,7 @@
 ```yaml
 code-scope: auto          # or "repository": every project file belongs to every step
 ttl: 30d                  # optional: entries older than this are not reused
+step-dags: true           # also one DAG per step (or a list of step names), for standalone executions
 pipelines:
   nightly-training:
     ttl: 7d
@@ -42,6 +43,8 @@ class ProjectConfig:
     pipeline_ttls: dict[str, timedelta] = field(default_factory=dict)
     step_ttls: dict[str, timedelta] = field(default_factory=dict)
     step_secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: one DAG per step: every step (True), none (False), these steps, or None (``[valohai_reuse] step_dags``)
+    step_dags: bool | tuple[str, ...] | None = None
 
     def scope_for(self, step: str) -> CodeScope:
         return self.step_scopes.get(step, self.default_scope)
@@ -94,6 +97,16 @@ def _pipeline_ttls(path: Path, data: Any) -> dict[str, timedelta]:
     return ttls
 
 
+def _step_dags(path: Path, value: Any) -> bool | tuple[str, ...] | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise PipelineFileError(
+        str(path), f"step-dags must be true, false or a list of step names, got {value!r}", "step-dags"
+    )
+
+
 def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> ProjectConfig:
     """The settings file beside ``valohai_yaml``, or the defaults when there is none."""
     path = valohai_yaml.parent / FILENAME
@@ -104,9 +117,9 @@ def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> Proje
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise PipelineFileError(str(path), f"YAML syntax: {exc}") from None
-    if not isinstance(data, dict) or set(data) - {"code-scope", "steps", "ttl", "pipelines"}:
+    if not isinstance(data, dict) or set(data) - {"code-scope", "steps", "ttl", "pipelines", "step-dags"}:
         raise PipelineFileError(
-            str(path), "expected a mapping with only code-scope, ttl, pipelines and steps"
+            str(path), "expected a mapping with only code-scope, ttl, pipelines, steps and step-dags"
         )
     default = CodeScope(_mode(path, "code-scope", data.get("code-scope", base_mode.value)))
     steps: dict[str, CodeScope] = {}
@@ -130,4 +143,5 @@ def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> Proje
         _pipeline_ttls(path, data.get("pipelines")),
         step_ttls,
         step_secrets,
+        _step_dags(path, data.get("step-dags")),
     )
