@@ -13,6 +13,6 @@ for attempt in first second; do
   .venv/bin/airflow dags test nightly-training >"$AIRFLOW_HOME/demo-$attempt.log" 2>&1
   end=$(date +%s%N)
   echo "== $attempt run: $(( (end - start) / 1000000 )) ms wall"
-  grep -oE "(not reused|reused execution|reuse_executions is off)[^[]*" "$AIRFLOW_HOME/demo-$attempt.log" || true
+  grep -oE "(not reused|REUSED execution|PINNED execution|reuse_executions is off)[^[]*" "$AIRFLOW_HOME/demo-$attempt.log" || true
   grep -oE "run_duration=[0-9.]+, state=[a-z]+" "$AIRFLOW_HOME/demo-$attempt.log"
 done

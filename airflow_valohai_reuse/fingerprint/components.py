@@ -37,7 +37,6 @@ class Fingerprint:
         return digest({"version": self.version, "components": dict(self.components)}, path="fingerprint")
 
 
-
 @dataclass(frozen=True)
 class Change:
     """One difference between two fingerprints: where, what kind, and the two values."""

@@ -122,10 +122,8 @@ class S3Store:
 
     def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
         limit = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        pages = (
-            self.client
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.bucket, Prefix="/".join(p for p in (self.prefix, "sha256") if p) + "/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix="/".join(p for p in (self.prefix, "sha256") if p) + "/"
         )
         for page in pages:
             for item in page.get("Contents", []):
