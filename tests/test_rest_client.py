@@ -107,6 +107,16 @@ def _log(api, run_id: str, task_id: str) -> list[dict]:
     return [item.to_dict() if hasattr(item, "to_dict") else {"event": str(item)} for item in content]
 
 
+def _plugin(api, path: str) -> dict:
+    """A GET of the plugin's JSON API through the client's own HTTP layer and token."""
+    url = f"{api.configuration.host}/valohai-reuse{path}"
+    answer = api.call_api(
+        "GET", url, header_params={"Authorization": f"Bearer {api.configuration.access_token}"}
+    )
+    answer.read()
+    return json.loads(answer.data)
+
+
 def _value(xcom) -> dict:
     return xcom if isinstance(xcom, dict) else json.loads(xcom)
 
@@ -151,6 +161,23 @@ def test_the_whole_flow_through_the_rest_client(api):
     assert json.loads(raw.read())["extra_links"]["Source execution"] is None
     plugins = client.PluginApi(api).get_plugins().plugins
     assert "valohai_reuse" in [plugin.name for plugin in plugins]
+
+    # the plugin's JSON API, with the same token: the second run's nodes, and the figures
+    run_view = _plugin(api, f"/api/runs/{DAG}/{quote(second, safe='')}")
+    assert {n["task_id"]: (n["kind"], n["execution_id"]) for n in run_view["nodes"]} == {
+        node: ("reused", ran[node]["execution_id"]) for node in NODES
+    }
+    assert {n["task_id"]: n["source"]["run_id"] for n in run_view["nodes"]} == dict.fromkeys(NODES, first)
+    assert run_view["saved_seconds"] > 0
+    stats = _plugin(api, "/api/stats?days=7")
+    (pipeline,) = [p for p in stats["pipelines"] if p["pipeline"] == DAG]
+    assert (pipeline["executions_run"], pipeline["executions_reused"]) == (3, 3)
+    host = api.configuration.host
+    anonymous = client.ApiClient(client.Configuration(host=host)).call_api(
+        "GET", f"{host}/valohai-reuse/api/stats"
+    )
+    anonymous.read()
+    assert anonymous.status == 401  # no token: refused, as every page of the plugin
 
     doc = client.DAGApi(api).get_dag_details(DAG).doc_md
     assert "```yaml" in doc and "name: nightly-training" in doc and "### Edges" in doc

@@ -26,10 +26,11 @@ from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection
 
 from airflow_valohai_reuse.cache import views
-from airflow_valohai_reuse.plugins import display, lookups
+from airflow_valohai_reuse.plugins import api, display, lookups
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
 
 app = FastAPI(title="Execution reuse", docs_url=None, redoc_url=None, openapi_url=None)
+app.include_router(api.router)
 
 _templates = Environment(loader=PackageLoader("airflow_valohai_reuse.plugins", "templates"), autoescape=True)
 _templates.filters.update(display.FILTERS)
@@ -46,7 +47,7 @@ class CacheUnavailable(Exception):
 
 
 @contextmanager
-def _cache() -> Iterator[Connection]:
+def cache_connection() -> Iterator[Connection]:
     from airflow_valohai_reuse.cache.executions import engine_for
     from airflow_valohai_reuse.settings import load_settings
 
@@ -92,7 +93,7 @@ def dashboard(
     first = today - timedelta(days=days - 1)
     scope = views.Scope(datetime.combine(first, datetime.min.time(), UTC), lookups.readable_dags(user))
     prices = price_per_hour()
-    with _cache() as conn:
+    with cache_connection() as conn:
         by_pipeline = views.tallies(conn, scope, "pipeline", page=pipelines, size=10)
         by_step = views.tallies(conn, scope, "step", page=steps, size=10)
         cost, unpriced = (
@@ -121,7 +122,7 @@ def execution_page(
     from airflow_valohai_reuse.fingerprint.components import describe, diff
 
     dag_ids = lookups.readable_dags(user)
-    with _cache() as conn:
+    with cache_connection() as conn:
         found = views.execution(conn, execution_id, dag_ids)
         if found is None:
             return _page(
@@ -138,7 +139,7 @@ def execution_page(
 @app.get("/run", response_class=HTMLResponse, dependencies=[RunReader])
 def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = None) -> HTMLResponse:
     """A run's nodes, or (``task_id``: the task instance's Reuse tab) one node's."""
-    with _cache() as conn:
+    with cache_connection() as conn:
         view = views.run_view(conn, dag_id, run_id)
     if task_id is not None:
         view.rows = [r for r in view.rows if r["task_id"] == task_id]
@@ -169,7 +170,7 @@ def _nodes(view: views.RunView) -> list[dict[str, Any]]:
 
 @app.get("/reuse-nodes", response_class=HTMLResponse, dependencies=[RunReader])
 def reuse_nodes_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
-    with _cache() as conn:
+    with cache_connection() as conn:
         view = views.run_view(conn, dag_id, run_id)
     state = lookups.run_state(dag_id, run_id)
     return _page(request, "reuse_nodes.html", dag_id=dag_id, run_id=run_id, nodes=_nodes(view), state=state)

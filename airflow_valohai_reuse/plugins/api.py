@@ -1,0 +1,55 @@
+"""The plugin's JSON API, beside its pages under ``/valohai-reuse/api``: the same figures and rows, for
+scripts and other tools. The same auth as the pages: a signed-in user, DAGs the user may read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import APIRouter, Depends, Query
+
+from airflow_valohai_reuse.cache import views
+from airflow_valohai_reuse.plugins import lookups
+
+router = APIRouter(prefix="/api")
+
+
+def _tallies(tallies: list[views.Tally], key: str) -> list[dict[str, Any]]:
+    return [
+        {
+            key: t.name,
+            "executions_run": t.ran,
+            "executions_reused": t.reused,
+            "reuse_rate": round(t.rate, 4),
+            "saved_seconds": round(t.saved_s, 3),
+        }
+        for t in tallies
+    ]
+
+
+@router.get("/stats")
+def stats(user: GetUserDep, days: int = Query(7, ge=1, le=3660)) -> dict[str, Any]:
+    """Per pipeline and per step over the last ``days``: as ``valohai-reuse stats --json`` prints."""
+    from airflow_valohai_reuse.plugins.app import cache_connection
+
+    scope = views.Scope(datetime.now(UTC) - timedelta(days=days), lookups.readable_dags(user))
+    with cache_connection() as conn:
+        pipelines, _ = views.tallies(conn, scope, "pipeline", size=1000)
+        steps, _ = views.tallies(conn, scope, "step", size=1000)
+    return {"days": days, "pipelines": _tallies(pipelines, "pipeline"), "steps": _tallies(steps, "step")}
+
+
+@router.get(
+    "/runs/{dag_id}/{run_id}", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
+)
+def run(dag_id: str, run_id: str) -> dict[str, Any]:
+    """A DAG run's nodes: ran, reused or pinned, the execution, where it came from, time saved, why."""
+    from airflow_valohai_reuse.plugins.app import cache_connection
+
+    with cache_connection() as conn:
+        view = views.run_view(conn, dag_id, run_id)
+    keys = ("task_id", "map_index", "node", "step", "kind", "execution_id", "saved_s", "reason", "source")
+    nodes = [{key: row.get(key) for key in keys} for row in view.rows]
+    return {"dag_id": dag_id, "run_id": run_id, "saved_seconds": round(view.saved_s, 3), "nodes": nodes}
