@@ -192,8 +192,8 @@ def test_reuse_nodes_view_triggers_a_run_that_reuses_the_ticked_nodes(airflow, b
 
     browser.open(f"dags/{DAG}/runs/{quote(first, safe='')}/plugin/reuse-nodes")
     browser.frame("Reuse nodes", "Trigger a new run")
-    browser.driver.find_element(By.CSS_SELECTOR, 'input[name=node][value="preprocess"]').click()
-    browser.driver.find_element(By.ID, "trigger").click()
+    # two clicks from the run: its Reuse nodes tab, then the node's own button
+    browser.driver.find_element(By.ID, "reuse-preprocess").click()
     link = browser.until("the new run's link", lambda: browser.driver.find_element(By.ID, "new-run"))
     new = link.text
     browser.shot("reuse-nodes")
