@@ -24,6 +24,12 @@ EXPECTED = {
     "plural-edge-type": "'outputs' is not an edge type (one of dependency, deployment, environment-variable, "
     "file, input, metadata, output, parameter); did you mean 'output'?",
     "unknown-edge-node": "source node 'trian' is not a node of the pipeline; did you mean 'train'?",
+    "override-unknown-input": "valohai-yaml's linter: Pipeline \"p\" node \"t\" step \"train\": input imagse "
+    "does not exist in step (an override or a pipeline parameter can only name what the step declares",
+    "parameter-target-undeclared": "target 't.parameter.epoch' names parameter 'epoch', which step 'train' "
+    "does not declare; did you mean 'epochs'?",
+    "invalid-stop-condition": "valohai-yaml's linter: Step train, `stop-condition` is not a valid expression",
+    "library-step": "node 'convert' runs a step of Valohai's step library",
     "random-sweep": "random",
 }
 
@@ -41,3 +47,9 @@ def test_broken_file_gives_one_clear_error_naming_the_file(kind):
     assert message.startswith(str(path))
     assert EXPECTED[kind] in message
     assert "Traceback" not in message
+
+
+def test_every_refusal_is_justified_in_the_docs():
+    table = (BROKEN.parent.parent.parent / "docs" / "valohai-yaml-support.md").read_text()
+    missing = [kind for kind in EXPECTED if f"| `{kind}.yaml` |" not in table]
+    assert not missing, f"refusals without a row in docs/valohai-yaml-support.md: {missing}"

@@ -413,3 +413,38 @@ def test_shared_task_node_examples():
         assert helper.upstream_task_ids == {"preprocess"}
         assert task.upstream_task_ids >= {"preprocess", helper.task_id}
         assert "one variant per item of preprocess's metadata 'storeids', as parameter 'id'" in dag.doc_md
+
+
+COLLECTION = HERE / "pipelines" / "collection"
+
+
+def test_collection_builds_and_says_what_is_not_applied():
+    """Files written like public projects' (settings only Valohai's machines have, endpoints, top-level
+    deployments, the `blueprint` alias, failure handling): every one builds, and the DAG's
+    documentation names what it does not apply."""
+    built = {p.name: build_dags(p) for p in sorted(COLLECTION.glob("*.yaml"))}
+    assert {name: sorted(dags) for name, dags in built.items()} == {
+        "01_runtime-settings.yaml": ["embed_once"],
+        "02_endpoints-and-deployments.yaml": ["fit_and_serve"],
+        "03_blueprint-alias.yaml": ["tally_twice"],
+        "04_failure-handling.yaml": ["failure_handling"],
+    }
+    doc = built["01_runtime-settings.yaml"]["embed_once"].doc_md
+    for words in (
+        "`stop-condition` 'metadata.loss < 0.01' is not applied",
+        "`mounts` are not mounted",
+        "`environment-variable-groups` hf-credentials are Valohai organisation settings",
+        "`cache-volumes`",
+        "`no-output-timeout` is not applied",
+        "`upload-store` 'team-bucket' is not used",
+        "`runtime-config-preset` 'gpu-large'",
+        "`autorestart`",
+        "`environment` 'aws-eu-west-1-g4dn-xlarge' chooses no machine",
+        "inputs lookup are `download: on-demand` on Valohai",
+    ):
+        assert words in doc, words
+    tally = built["03_blueprint-alias.yaml"]["tally_twice"]
+    assert tally.get_task("two").node.step.command == "echo {parameter-value:count}"  # the later step wins
+    assert "valohai-yaml's linter warns: Duplicate step name: tally." in tally.doc_md
+    fit = built["02_endpoints-and-deployments.yaml"]["fit_and_serve"]
+    assert [t.task_id for t in fit.tasks] == ["fit"]

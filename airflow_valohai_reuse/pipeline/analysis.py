@@ -6,6 +6,7 @@ drop-in's check of broken files costs only this.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, commit_notes
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
+from airflow_valohai_reuse.pipeline.lint import lint
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
@@ -57,6 +59,7 @@ def analyses(
     project = load_project_config(path, settings.code_scope)
     commits = CommitReader(path, repo)
     seen: set[str] = set()
+    found: list[tuple[str, Analysis]] = []
     wanted = settings.step_dags if project.step_dags is None else project.step_dags
     for pipeline in [*config.pipelines.values(), *step_pipelines(config, wanted, path)]:
         dag_id = prefix + safe_id(pipeline.name)
@@ -71,7 +74,13 @@ def analyses(
         if pipeline.name not in config.pipelines:
             step = next(iter(analysis.steps.values())).name
             analysis.notes.insert(0, STANDALONE.format(step=step))
-        yield dag_id, analysis
+        found.append((dag_id, analysis))
+    problem, warnings = lint(config, path)  # after the checks above, whose words are more precise
+    if problem is not None:
+        raise problem
+    for _, analysis in found:
+        analysis.notes += warnings
+    yield from found
 
 
 def _node_config(
@@ -107,8 +116,10 @@ def _step_of(
     """The node's effective step; nodes that override nothing share one copy per step (``plain``)."""
     step = _step_name(config, node, path, where, at)
     if step not in config.steps:
+        close = difflib.get_close_matches(step, list(config.steps), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise PipelineFileError(
-            str(path), f"node {node.name!r} uses step {step!r}, which is not defined{at}", where
+            str(path), f"node {node.name!r} uses step {step!r}, which is not defined{at}{hint}", where
         )
     if node.override is not None:
         return effective_step(config.steps[step], node.override)

@@ -14,6 +14,7 @@ import yaml
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.pipeline.analysis import Analysis
+from airflow_valohai_reuse.pipeline.unapplied import step_notes
 
 _ITEM = re.compile(r"^-\s*([\w-]+)\s*:\s*(#.*)?$")
 _KEY_NAME = re.compile(r"^\s*name\s*:\s*(.+?)\s*(?:\s#.*)?$")
@@ -99,6 +100,7 @@ def differences(a: Analysis) -> list[str]:
         "`on-error` is not applied: a failing node fails the nodes downstream of it and the run, and "
         "nodes that do not depend on it still run (Valohai's default, `stop-all`, stops them)"
     )
+    notes += step_notes(a.steps.values())
     notes.append(
         "run options besides the pipeline parameters: `reuse_nodes` pins nodes to past executions by id; "
         "`reuse_from_run` reuses chosen nodes' executions from an earlier run of this DAG"

@@ -92,4 +92,12 @@ def _parse(data: object, path: str) -> Config:
         problem, where = _schema_problem(exc)
         raise PipelineFileError(path, problem, where) from None
     except (ValidationError, TypeError, ValueError) as exc:
-        raise PipelineFileError(path, str(exc)) from None
+        raise PipelineFileError(path, str(exc) + _hint(str(exc))) from None
+
+
+def _hint(message: str) -> str:
+    if "specifier" in message and "must have 3 parts" in message:
+        return " (an edge's ends are node.type.key, e.g. train.output.model.pkl or test.input.model)"
+    if "Malformed edge shorthand" in message:
+        return " (a short edge is a list of two ends: [train.output.model.pkl, test.input.model])"
+    return ""

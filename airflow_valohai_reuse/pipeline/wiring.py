@@ -8,6 +8,7 @@ from pathlib import Path
 
 from valohai_yaml.objs import Pipeline, Step
 from valohai_yaml.objs.pipelines.edge import Edge
+from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
 from valohai_yaml.objs.pipelines.types import edge_types
 
 from airflow_valohai_reuse.errors import PipelineFileError
@@ -101,6 +102,8 @@ def pipeline_params(
     """Run parameters for pipeline parameters, and per node: pipeline parameter → node parameters."""
     params: dict[str, ParamSpec] = {}
     targets: dict[str, dict[str, list[str]]] = {}
+    # a task node's step may take parameters its variants set; Valohai checks only execution nodes
+    executions = {n.name for n in pipeline.nodes if isinstance(n, ExecutionNode)}
     for pp in pipeline.parameters:
         if pp.name in RESERVED_PARAMS:
             raise PipelineFileError(str(path), f"pipeline parameter {pp.name!r} is a reserved name")
@@ -108,11 +111,26 @@ def pipeline_params(
         for target in pp.targets:
             node, kind, name = [*target.split(".", 2), "", ""][:3]
             if node not in task_ids or not kind.startswith("parameter"):
+                why = (
+                    f"node {node!r} is not an execution or task node of the pipeline"
+                    + _suggest(node, list(task_ids))
+                    if node not in task_ids
+                    else f"its type is {kind!r}; did you mean 'parameter'?"
+                )
                 raise PipelineFileError(
-                    str(path), f"pipeline parameter {pp.name!r}: target {target!r} is not node.parameter.name"
+                    str(path),
+                    f"pipeline parameter {pp.name!r}: target {target!r} is not node.parameter.name: {why}",
+                    f"pipeline {pipeline.name}",
                 )
             targets.setdefault(node, {}).setdefault(pp.name, []).append(name)
             declared = steps[node].parameters.get(name)
+            if declared is None and node in executions:
+                step = steps[node]
+                problem = (
+                    f"pipeline parameter {pp.name!r}: target {target!r} names parameter {name!r}, which "
+                    f"step {step.name!r} does not declare" + _suggest(name, list(step.parameters))
+                )
+                raise PipelineFileError(str(path), problem, f"pipeline {pipeline.name}")
             if declared is not None and json_type is None:
                 json_type = "array" if declared.multiple else _PARAM_TYPES.get(declared.type)
         if isinstance(pp.default, list):
