@@ -58,8 +58,18 @@ def _end(cluster: Cluster, dag_id: str, run_id: str) -> datetime | None:
     return datetime.fromisoformat(run["end_date"])
 
 
-def batch(cluster: Cluster, dag_id: str) -> float:
-    """Seconds from triggering RUNS runs at once to the end of the last one."""
+def task_seconds(cluster: Cluster, dag_id: str, runs: list[str]) -> list[float]:
+    """Each task instance's duration (from its start on a worker to its end) in these runs."""
+    found = []
+    for run_id in runs:
+        status, answer = cluster.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        assert status == 200, answer
+        found += [ti["duration"] for ti in answer["task_instances"] if ti["duration"] is not None]
+    return found
+
+
+def batch(cluster: Cluster, dag_id: str) -> tuple[float, list[str]]:
+    """Seconds from triggering RUNS runs at once to the end of the last one, and the runs."""
     started = datetime.now().astimezone()
     runs = [cluster.trigger(dag_id) for _ in range(RUNS)]
     ends: dict[str, datetime] = {}
@@ -70,7 +80,7 @@ def batch(cluster: Cluster, dag_id: str) -> float:
             if run_id not in ends and (end := _end(cluster, dag_id, run_id)) is not None:
                 ends[run_id] = end
         time.sleep(0.5)
-    return (max(ends.values()) - started).total_seconds()
+    return (max(ends.values()) - started).total_seconds(), runs
 
 
 def run(options: Options) -> dict:
@@ -82,18 +92,25 @@ def run(options: Options) -> dict:
         first = cluster.trigger("basic")  # every node runs once; the timed runs reuse them all
         assert cluster.wait_run("basic", first) == "success"
         times: dict[str, list[float]] = {dag_id: [] for dag_id in dags}
+        tasks: dict[str, list[float]] = {dag_id: [] for dag_id in dags}
         for dag_id in dags:  # warm-up: the workers' first parses of each DAG file
             batch(cluster, dag_id)
         for _ in range(options.repeats(3, 1)):
             for dag_id in dags:
-                times[dag_id].append(batch(cluster, dag_id))
-                say(f"{RUNS} runs of {dag_id}: {times[dag_id][-1]:.1f} s")
+                wall, runs = batch(cluster, dag_id)
+                times[dag_id].append(wall)
+                tasks[dag_id] += task_seconds(cluster, dag_id, runs)
+                say(f"{RUNS} runs of {dag_id}: {wall:.1f} s")
+        for dag_id in dags[:2]:
+            say(f"{dag_id}: median task instance {statistics.median(tasks[dag_id]):.2f} s on a worker")
         reused, on_workers, scheduler_only = (statistics.median(times[d]) for d in dags)
         return {
             "celery_reused_pipelines_vs_empty_ratio": round(reused / on_workers, 3),
             "celery_reused_pipelines_s": round(reused, 1),
             "celery_empty_pipelines_s": round(on_workers, 1),
             "celery_reused_pipelines_vs_scheduler_only_empty_ratio": round(reused / scheduler_only, 2),
+            "celery_reused_task_s": round(statistics.median(tasks["basic"]), 2),
+            "celery_empty_task_s": round(statistics.median(tasks["empty_basic_on_workers"]), 2),
         }
     finally:
         cluster.stop()

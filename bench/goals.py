@@ -159,6 +159,18 @@ GOALS = [
         "",
     ),
     Goal(
+        "cache_server_cpu_ms_per_hit_postgres",
+        "hits",
+        "PostgreSQL server CPU time per hit under that load (what sizes the database)",
+        "",
+    ),
+    Goal(
+        "cache_bytes_per_entry_postgres",
+        "hits",
+        "disk per cache entry on PostgreSQL (vr_executions and its indexes, realistic rows)",
+        "",
+    ),
+    Goal(
         "celery_reused_pipelines_vs_empty_ratio",
         "cluster",
         "10 runs at once of a 3-node pipeline, every node reused, vs the same DAGs of EmptyOperators "
@@ -168,6 +180,13 @@ GOALS = [
     ),
     Goal("celery_reused_pipelines_s", "cluster", "those 10 reused runs' wall time", ""),
     Goal("celery_empty_pipelines_s", "cluster", "those 10 EmptyOperator runs' wall time", ""),
+    Goal(
+        "celery_reused_task_s",
+        "cluster",
+        "a reused node's task instance on a worker, start to end (median)",
+        "",
+    ),
+    Goal("celery_empty_task_s", "cluster", "an EmptyOperator's task instance on a worker (median)", ""),
     Goal(
         "celery_reused_pipelines_vs_scheduler_only_empty_ratio",
         "cluster",

@@ -88,7 +88,31 @@ def _seed(url: str, store_root: Path, filler: int) -> list[str]:
     return fingerprints
 
 
-def _client(url: str, root: str, fingerprints: list[str], start, seconds: float, results) -> None:
+def _bytes_per_entry(url: str) -> float:
+    from sqlalchemy import text
+
+    from airflow_valohai_reuse.cache.executions import ExecutionCache
+
+    with ExecutionCache(url).engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM runs outside a transaction
+        conn.execute(text("VACUUM ANALYZE vr_executions"))
+        size = conn.execute(text("SELECT pg_total_relation_size('vr_executions')")).scalar()
+        count = conn.execute(text("SELECT count(*) FROM vr_executions")).scalar()
+    return size / count
+
+
+def _server_cpu_s() -> float:
+    """CPU seconds used so far by the PostgreSQL server's processes (its backends included)."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] in ("postgres", "postmaster") and process.info["cpu_times"]:
+            total += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return total
+
+
+def _client(url: str, root: str, fingerprints: list[str], start, seconds: float, results, done) -> None:
     from airflow_valohai_reuse.cache.executions import ExecutionCache
     from airflow_valohai_reuse.cache.statcache import DigestCache
     from airflow_valohai_reuse.stores.local import LocalStore
@@ -111,15 +135,16 @@ def _client(url: str, root: str, fingerprints: list[str], start, seconds: float,
         latencies.append(time.perf_counter() - now)
         count += 1
     results.put((count, latencies))
+    done.wait(60)  # connected until the server's CPU is read
 
 
 def _round(
     url: str, root: Path, fingerprints: list[str], seconds: float, processes: int
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], float]:
     context = multiprocessing.get_context("spawn")  # fresh engines: no connection crosses a fork
-    start, results = context.Event(), context.Queue()
+    start, done, results = context.Event(), context.Event(), context.Queue()
     clients = [
-        context.Process(target=_client, args=(url, str(root), fingerprints, start, seconds, results))
+        context.Process(target=_client, args=(url, str(root), fingerprints, start, seconds, results, done))
         for _ in range(processes)
     ]
     for client in clients:
@@ -127,12 +152,16 @@ def _round(
     time.sleep(2)
     while sum(1 for c in clients if c.is_alive()) < len(clients):
         raise AssertionError("a client process failed before the start")
+    cpu = _server_cpu_s()
     start.set()
     found = [results.get(timeout=seconds + 120) for _ in clients]
+    server_s = _server_cpu_s() - cpu
+    done.set()
     for client in clients:
         client.join(timeout=30)
     latencies = [x for _, lat in found for x in lat]
-    return sum(count for count, _ in found) / seconds, latencies
+    hits = sum(count for count, _ in found)
+    return hits / seconds, latencies, server_s * 1000 / hits
 
 
 def run(options: Options) -> dict:
@@ -144,22 +173,30 @@ def run(options: Options) -> dict:
         filler = options.repeats(200_000, 50_000)
         say(f"seeding {filler} filler rows and {HITS} entries with {OUTPUTS} outputs each")
         fingerprints = _seed(url, root, filler)
+        entry_bytes = _bytes_per_entry(url)
+        say(f"{entry_bytes:.0f} bytes per entry in vr_executions, its indexes included")
         seconds = options.repeats(10, 5)
-        alone, _ = _round(url, root, fingerprints, seconds, 1)
-        say(f"{alone:.0f} hits/s from one process alone")
-        rates, latencies = [], []
+        alone, _, alone_cpu = _round(url, root, fingerprints, seconds, 1)
+        say(f"{alone:.0f} hits/s from one process alone, server CPU {alone_cpu:.2f} ms per hit")
+        rates, latencies, server_ms = [], [], []
         for _ in range(options.repeats(3, 1)):
-            rate, lat = _round(url, root, fingerprints, seconds, WORKERS * PROCESSES)
+            rate, lat, cpu_ms = _round(url, root, fingerprints, seconds, WORKERS * PROCESSES)
             rates.append(rate)
             latencies += lat
+            server_ms.append(cpu_ms)
             load = os.getloadavg()[0]
-            say(f"{rate:.0f} hits/s from {WORKERS}x{PROCESSES} processes (load average {load:.1f})")
+            say(
+                f"{rate:.0f} hits/s from {WORKERS}x{PROCESSES} processes, server CPU {cpu_ms:.2f} ms per hit "
+                f"(load average {load:.1f})"
+            )
         latencies.sort()
         p50, p95 = statistics.median(latencies), latencies[int(len(latencies) * 0.95)]
         say(f"per hit (1 lookup + {OUTPUTS} verifications): p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
         return {
             "cache_hits_per_second_postgres": round(statistics.median(rates)),
             "cache_hit_p50_ms_under_load_postgres": round(p50 * 1000, 2),
+            "cache_bytes_per_entry_postgres": round(entry_bytes),
+            "cache_server_cpu_ms_per_hit_postgres": round(statistics.median(server_ms), 2),
         }
     finally:
         from airflow_valohai_reuse.cache.executions import _engines

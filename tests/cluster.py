@@ -172,6 +172,8 @@ class Cluster:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+            # the worker loads what node tasks import before it forks them
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_valohai_reuse.celery_preload.CELERY_CONFIG",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -67,6 +67,9 @@ def test_every_airflow_service_runs_the_celery_executor_with_shared_secrets(conf
     for env in envs:
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].startswith(
+            "airflow_valohai_reuse.celery_preload."
+        )
         assert env["AIRFLOW__VALOHAI_REUSE__ARTIFACT_STORE"].startswith("s3://")
         assert '"endpoint_url": "http://s3:9000"' in env["AIRFLOW_CONN_AWS_DEFAULT"]
         assert env["AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN"].startswith("postgresql://")  # the bare form
