@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
+from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 
 
 def copy_project(src: Path, dst: Path) -> Path:
@@ -68,5 +69,6 @@ def run(dag: Any, docker_client: Any, conf: dict[str, Any] | None = None) -> Run
     )
     started = sum(1 for _ in events)
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    xcoms = {task_id: xcom(dr.run_id, dag.dag_id, task_id) for task_id in states}
+    nodes = [t for t in states if t != STATUS_TASK]  # the pipeline's result task publishes no execution
+    xcoms = {task_id: xcom(dr.run_id, dag.dag_id, task_id) for task_id in nodes}
     return RunResult(str(dr.state), states, xcoms, started, dr.run_id)

@@ -14,6 +14,7 @@ import yaml
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.pipeline.analysis import safe_id
+from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 
 HERE = Path(__file__).resolve().parent
 OWN = HERE / "pipelines" / "corpus"
@@ -195,7 +196,9 @@ def test_pipelines_build(path):
         dag = dags[safe_id(pipeline["name"])]
         assert dag.params["reuse_executions"] is bool(pipeline.get("reuse-executions", False))
         nodes = {n["name"]: n["type"] for n in pipeline["nodes"] if n["type"] in TASKS}
-        helpers = {t.task_id for t in dag.tasks if t.task_id.endswith("__variants")}
+        helpers = {
+            t.task_id for t in dag.tasks if t.task_id.endswith("__variants") or t.task_id == STATUS_TASK
+        }
         assert {t.task_display_name for t in dag.tasks if t.task_id not in helpers} == set(nodes)
         for name, kind in nodes.items():
             task = dag.get_task(safe_id(name))
@@ -293,7 +296,7 @@ def test_overrides_replace_only_what_they_state_and_edge_merge_modes():
     assert plain.inputs["raw"].default == "data/raw/*.png"
     assert small.inputs["raw"].default == ["data/raw/first.png", "data/raw/second.png"]
     assert small.inputs["masks"].default == "data/masks.zip"
-    appends = {t.task_id: t.node.append_edges_to_defaults for t in dag.tasks}
+    appends = {t.task_id: t.node.append_edges_to_defaults for t in dag.tasks if t.task_id != STATUS_TASK}
     assert appends == {
         "plain": False,
         "small": False,
@@ -341,7 +344,9 @@ def test_list_metadata_spreads_into_one_variant_per_item():
     assert "one variant per item of regions's metadata 'regions', as parameter 'region'" in dag.doc_md
 
     fixed = dags["fixed_thresholds"]
-    assert {t.task_id for t in fixed.tasks} == {"regions", "score"}
+    # a task node's variants run side by side: a fail-fast DAG, whose result task decides the run
+    assert {t.task_id for t in fixed.tasks} == {"regions", "score", STATUS_TASK}
+    assert fixed.fail_fast
     score = fixed.get_task("score")
     assert score.expand_input.value["variant"] == [{"threshold": 0.3}, {"threshold": 0.6}]
     assert _incoming(score) == {("parameters", "regions", "metadata", "regions", "region")}

@@ -241,7 +241,7 @@ def test_dag_doc_shows_the_pipeline_as_written():
     doc = dag.doc_md
     assert "| preprocess | `preprocess` | execution | preprocess |" in doc
     assert "- `preprocess.output.clean.csv` → `train.input.dataset`" in doc
-    assert "`on-error` is not applied" in doc
+    assert "failure handling: a failing node blocks the nodes after it and fails the run" in doc
     part = doc.split("```yaml\n", 1)[1].split("\n```", 1)[0]
     text = NIGHTLY.read_text()
     assert part == text.rstrip()  # this file is exactly one pipeline and its steps

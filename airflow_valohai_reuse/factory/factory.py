@@ -16,8 +16,10 @@ from typing import Any
 from airflow.sdk import DAG, Param
 from valohai_yaml.objs import Pipeline, Step
 
+from airflow_valohai_reuse.factory.control import add_status_task, node_kwargs
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
+from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
 from airflow_valohai_reuse.pipeline.options import options
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
@@ -107,7 +109,7 @@ def _params(a: Analysis) -> dict[str, Param]:
     return params
 
 
-def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
+def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules) -> DAG:
     pipeline = a.pipeline
     return DAG(
         dag_id,
@@ -119,6 +121,7 @@ def _dag(a: Analysis, dag_id: str, schedule: Any) -> DAG:
         catchup=False,
         tags=["valohai"],
         params=_params(a),
+        fail_fast=rules.regime is Regime.FAIL_FAST,
     )
 
 
@@ -126,7 +129,8 @@ def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[st
     from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
 
     spec = pipeline_spec(a)
-    dag = _dag(a, dag_id, schedule)
+    rules = run_rules(a)
+    dag = _dag(a, dag_id, schedule, rules)
     feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}
     tasks: dict[str, Any] = {}
     # A node whose metadata spreads a task node's variants is made first: the mapping refers to it.
@@ -138,10 +142,12 @@ def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[st
         kwargs.update(
             task_id=task_id, task_display_name=name, node=node_spec(a, name), pipeline=spec, dag=dag
         )
+        kwargs.update(node_kwargs(rules, task_id, operator_kwargs))
         if name in a.sweeps:
             tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), a.sweeps[name], task_id, tasks)
         else:
             tasks[task_id] = ReusableDockerOperator(**kwargs)
     for source, target in sorted(a.deps):
         tasks[source] >> tasks[target]
+    add_status_task(dag, rules)
     return dag

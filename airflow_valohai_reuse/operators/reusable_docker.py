@@ -18,6 +18,8 @@ from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.orphans import stop_orphans
+from airflow_valohai_reuse.operators.runcontrol import check_start
+from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,
     REUSE_NODES,
@@ -78,6 +80,7 @@ class ReusableDockerOperator(DockerOperator):
         node: NodeSpec,
         pipeline: PipelineSpec,
         variant: dict[str, Any] | None = None,
+        rules: RunRules | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("image", node.step.image)
@@ -91,9 +94,13 @@ class ReusableDockerOperator(DockerOperator):
         self.pipeline = pipeline
         #: a task node's variant: parameter values that win over pipeline parameters and edges
         self.variant = dict(variant or {})
+        #: the DAG's failure handling (on-error, on-child-error, actions); None: Airflow's defaults
+        self.rules = rules
 
     # -- the decision ---------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any] | None:
+        if self.rules is not None and self.rules.check_start:
+            check_start(self.rules, self.task_id, context)  # skipped when the pipeline has stopped
         settings = load_settings()
         if settings.docker_url and self.docker_url is None:
             self.docker_url = settings.docker_url
@@ -112,6 +119,7 @@ class ReusableDockerOperator(DockerOperator):
             run_id=context["run_id"],
             mapped={n.task_id for n in self.pipeline.nodes.values() if n.mapped},
             pull=lambda task_id: context["ti"].xcom_pull(task_ids=task_id, key=XCOM_KEY),
+            tolerated=self._tolerated(),
         )
         # the /valohai tree is laid out only for a node that runs (http inputs are fetched into it)
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}."))
@@ -139,6 +147,14 @@ class ReusableDockerOperator(DockerOperator):
         finally:
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
+
+    def _tolerated(self) -> set[str]:
+        """Upstream tasks whose failure this node runs after (on-error continue): they may have
+        published nothing, or only some of their variants."""
+        if self.rules is None:
+            return set()
+        upstream = self.rules.upstream.get(self.task_id, ())
+        return {t for t in upstream if self.rules.nodes[t].tolerated}
 
     def _pins(self, context: Context, cache: Cache) -> dict[str, Execution]:
         """The run's pins (``reuse_nodes``, ``reuse_from_run``). A refused pin fails every node task

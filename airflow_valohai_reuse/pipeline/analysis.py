@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from valohai_yaml.objs import Config, Pipeline, Step
+from valohai_yaml.objs import Config, Pipeline, Step, Task
 from valohai_yaml.objs.pipelines.deployment_node import DeploymentNode
 from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
 from valohai_yaml.objs.pipelines.node import Node
@@ -21,6 +21,7 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, commit_notes
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
+from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 from airflow_valohai_reuse.pipeline.lint import lint
 from airflow_valohai_reuse.pipeline.pipelinefile import load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
@@ -141,6 +142,12 @@ def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
                 f"pipeline {pipeline.name}",
             )
         task_id = safe_id(node.name)
+        if task_id == STATUS_TASK:
+            raise PipelineFileError(
+                str(path),
+                f"node name {node.name!r} is the task id of the pipeline's result task; rename the node",
+                f"pipeline {pipeline.name}",
+            )
         if task_id in ids.values():
             raise PipelineFileError(
                 str(path), f"two nodes map to task id {task_id!r}", f"pipeline {pipeline.name}"
@@ -168,6 +175,8 @@ class Analysis:
     notes: list[str]
     #: nodes that run a step from another commit: node name → where their code comes from
     commits: dict[str, CommitRef] = field(default_factory=dict)
+    #: task nodes made from a ``task:`` blueprint: node name → the blueprint
+    blueprints: dict[str, Task] = field(default_factory=dict)
 
 
 def analyse(
@@ -191,6 +200,7 @@ def analyse(
     steps: dict[str, Step] = {}
     sweeps: dict[str, Sweep] = {}
     refs: dict[str, CommitRef] = {}
+    blueprints: dict[str, Task] = {}
     for name in task_ids:
         node = nodes[name]
         assert isinstance(node, (ExecutionNode, TaskNode))
@@ -202,6 +212,8 @@ def analyse(
             sweeps[name] = sweep_for(
                 node_config, pipeline, node, steps[name], path, incoming[name]["parameter"]
             )
+            if node.task:
+                blueprints[name] = node_config.tasks[node.task]
     params, targets = pipeline_params(pipeline, task_ids, steps, path)
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
     notes = deployment_notes(pipeline, task_ids, steps, ordered) + commit_notes(refs) + task_notes
@@ -220,4 +232,5 @@ def analyse(
         project,
         notes,
         refs,
+        blueprints,
     )

@@ -14,6 +14,7 @@ import yaml
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.pipeline.analysis import Analysis
+from airflow_valohai_reuse.pipeline.failures import rules_notes, run_rules
 from airflow_valohai_reuse.pipeline.unapplied import step_notes
 
 _ITEM = re.compile(r"^-\s*([\w-]+)\s*:\s*(#.*)?$")
@@ -96,10 +97,7 @@ def differences(a: Analysis) -> list[str]:
         "run option `reuse_executions`; a node is reused only when its fingerprint (step, code in its "
         "scope, parameters, input checksums, image ID, environment) equals a past successful execution's"
     )
-    notes.append(
-        "`on-error` is not applied: a failing node fails the nodes downstream of it and the run, and "
-        "nodes that do not depend on it still run (Valohai's default, `stop-all`, stops them)"
-    )
+    notes += rules_notes(run_rules(a))
     notes += step_notes(a.steps.values())
     notes.append(
         "run options besides the pipeline parameters: `reuse_nodes` pins nodes to past executions by id; "

@@ -177,12 +177,23 @@ def _code(node: NodeSpec, stat_cache: StatCache, settings: Settings) -> tuple[Pa
     return tree.root, listed_component(tree.files, files, scope.mode.value)
 
 
-def merge_upstream(task_id: str, value: Any) -> dict[str, Any]:
-    """An upstream XCom as one dict; a task node's variants are merged."""
+def merge_upstream(task_id: str, value: Any, *, partial: bool = False) -> dict[str, Any]:
+    """An upstream XCom as one dict; a task node's variants are merged. ``partial``: the upstream's
+    failure is tolerated (on-error continue), so a missing result, or missing variants, read as nothing."""
     if isinstance(value, (list, tuple)):
         from airflow_valohai_reuse.pipeline.variants import merge_executions
 
-        value = merge_executions(task_id, list(value))
+        if partial:
+            value = [v for v in value if isinstance(v, dict)]
+            if not value:
+                value = None
+        if value is not None:
+            value = merge_executions(task_id, list(value))
+    if value is None and partial:
+        log.warning(
+            "upstream task %r failed and published nothing; on-error continue: going on without it", task_id
+        )
+        return {"outputs": [], "inputs": {}, "parameters": {}, "metadata": {}, "environment": {}}
     if not isinstance(value, dict):
         raise RuntimeError(f"upstream task {task_id!r} left no execution XCom; was it cleared?")
     return value

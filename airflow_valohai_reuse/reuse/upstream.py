@@ -22,10 +22,12 @@ def read_upstream(
     run_id: str,
     mapped: Collection[str],
     pull: Callable[[str], Any],
+    tolerated: Collection[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Upstream task id → its result as the XCom states it (a task node's variants merged).
 
-    ``mapped``: the task ids of task nodes; ``pull``: reads one task's XCom.
+    ``mapped``: the task ids of task nodes; ``pull``: reads one task's XCom; ``tolerated``: upstream
+    tasks whose failure the pipeline tolerates (on-error continue): what they lack is read as nothing.
     """
     tasks = upstream_tasks(node)
     plain = [t for t in tasks if t not in mapped]
@@ -36,5 +38,5 @@ def read_upstream(
         if published and task_id not in mapped:
             found[task_id] = published[0].as_xcom()
         else:
-            found[task_id] = merge_upstream(task_id, pull(task_id))
+            found[task_id] = merge_upstream(task_id, pull(task_id), partial=task_id in tolerated)
     return found

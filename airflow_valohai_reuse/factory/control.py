@@ -1,0 +1,41 @@
+"""A DAG's failure handling as Airflow settings: retries, trigger rules, a task node's concurrency, and
+the ``valohai_pipeline`` task that decides the run's state (pipeline/failures.py decides what)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import DAG, TriggerRule
+from valohai_yaml.objs.pipelines.node import ErrorAction
+
+from airflow_valohai_reuse.pipeline.failures import RunRules
+
+
+def node_kwargs(rules: RunRules, task_id: str, operator_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a node task gets from its node's failure handling (``operator_kwargs`` win for retries)."""
+    node = rules.nodes[task_id]
+    kwargs: dict[str, Any] = {"rules": rules}
+    if node.on_error == ErrorAction.RETRY and "retries" not in operator_kwargs:
+        kwargs["retries"] = 1
+    if rules.runs_after_failure(task_id):
+        kwargs["trigger_rule"] = TriggerRule.ALL_DONE
+    if node.mapped and node.max_queued:
+        kwargs["max_active_tis_per_dagrun"] = int(node.max_queued)
+    return kwargs
+
+
+def add_status_task(dag: DAG, rules: RunRules) -> None:
+    """The last task, after every other, deciding the run's state (a teardown, so that a fail-fast DAG
+    neither skips it nor lets the run's other last tasks decide)."""
+    if rules.status_task is None:
+        return
+    from airflow_valohai_reuse.operators.runcontrol import PipelineStatusOperator
+
+    status = PipelineStatusOperator(
+        task_id=rules.status_task, task_display_name="pipeline result", rules=rules, dag=dag, retries=0
+    )
+    status.as_teardown(on_failure_fail_dagrun=True)
+    for task in dag.tasks:
+        if task is not status and not task.downstream_list:
+            task >> status
