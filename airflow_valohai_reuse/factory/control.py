@@ -9,7 +9,9 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule
 from valohai_yaml.objs.pipelines.node import ErrorAction
 
-from airflow_valohai_reuse.pipeline.failures import RunRules
+from airflow_valohai_reuse.pipeline.actions import When, approvals
+from airflow_valohai_reuse.pipeline.analysis import Analysis
+from airflow_valohai_reuse.pipeline.failures import RunRules, approval_task
 
 
 def node_kwargs(rules: RunRules, task_id: str, operator_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,3 +41,35 @@ def add_status_task(dag: DAG, rules: RunRules) -> None:
     for task in dag.tasks:
         if task is not status and not task.downstream_list:
             task >> status
+
+
+def add_approvals(dag: DAG, a: Analysis, rules: RunRules, tasks: Mapping[str, Any]) -> None:
+    """A require-approval task before a node (node-starting) or between it and what follows it
+    (node-complete)."""
+    from airflow_valohai_reuse.operators.approval import NodeApprovalOperator
+    from airflow_valohai_reuse.pipeline.specs import node_spec
+
+    for name, actions in a.actions.items():
+        task_id = a.task_ids[name]
+        node = tasks[task_id]
+        for when, wanted in sorted(approvals(actions).items(), key=lambda item: item[0].value):
+            approval = NodeApprovalOperator(
+                task_id=approval_task(task_id, when),
+                task_display_name=f"approve {name}" + ("" if when is When.STARTING else " (result)"),
+                node=node_spec(a, name),
+                node_task=task_id,
+                when=when,
+                actions=tuple(wanted),
+                rules=rules,
+                dag=dag,
+                retries=0,
+                **({"trigger_rule": node.trigger_rule} if when is When.STARTING else {}),
+            )
+            if when is When.STARTING:
+                for upstream in list(node.upstream_list):
+                    upstream >> approval
+                approval >> node
+            else:
+                for downstream in list(node.downstream_list):
+                    approval >> downstream
+                node >> approval

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 from valohai_yaml.objs import Pipeline, Step
 
-from airflow_valohai_reuse.factory.control import add_status_task, node_kwargs
+from airflow_valohai_reuse.factory.control import add_approvals, add_status_task, node_kwargs
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
 from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
@@ -149,5 +149,6 @@ def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[st
             tasks[task_id] = ReusableDockerOperator(**kwargs)
     for source, target in sorted(a.deps):
         tasks[source] >> tasks[target]
+    add_approvals(dag, a, rules, tasks)
     add_status_task(dag, rules)
     return dag

@@ -17,8 +17,10 @@ from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.operators import container
+from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
 from airflow_valohai_reuse.operators.runcontrol import check_start
+from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,
@@ -111,6 +113,7 @@ class ReusableDockerOperator(DockerOperator):
         pin = pinned(self.node.node, self._pins(context, cache))
         if pin is not None:
             self.log.info("node pinned to execution %s", pin.execution.id)
+            fire(self.node, When.STARTING, context, self.log, parameters=pin.execution.parameters)
             return self._reuse(context, cache, pin.execution, Kind.PINNED)
         upstream = read_upstream(
             self.node,
@@ -138,6 +141,7 @@ class ReusableDockerOperator(DockerOperator):
                 logger=self.log,
             )
             self._show_command(resolved, settings)
+            fire(self.node, When.STARTING, context, self.log, parameters=resolved.parameters)
             run = resolved.details(settings.secret_env_patterns)
             job = _Job(context, settings, cache, store, resolved, work, run)
             return self._act(job, reuse_on(params, self.pipeline.reuse_executions))
@@ -254,7 +258,19 @@ class ReusableDockerOperator(DockerOperator):
         place_inputs(resolved.inputs, work.inputs, job.store)
         fetch_deferred(resolved.inputs, work.inputs, job.settings.aws_conn_id)
         stamps = stamp_inputs(work.inputs)
-        execution = self._run(job, holder)
+        try:
+            execution = self._run(job, holder)
+        except Exception as exc:  # the node failed: its node-error actions, then the failure itself
+            lines = getattr(exc, "logs", None) or []
+            fire(
+                self.node,
+                When.ERROR,
+                context,
+                self.log,
+                metadata=parse_metadata(lines),
+                parameters=resolved.parameters,
+            )
+            raise
         published = Published.of(execution, Kind.RAN, self.node.node)
         published.check_publishable()
         changed = changed_inputs(work.inputs, stamps)
@@ -339,6 +355,14 @@ class ReusableDockerOperator(DockerOperator):
     def _push(self, context: Context, published: Published) -> dict[str, Any] | None:
         value = published.as_xcom()
         context["ti"].xcom_push(key=XCOM_KEY, value=value)
+        fire(
+            self.node,
+            When.COMPLETE,
+            context,
+            self.log,
+            metadata=value["metadata"],
+            parameters=value["parameters"],
+        )
         # The same value as the return value would cost a second XCom write per node; Airflow
         # needs one only where a task node maps over this node's output.
         return value if next(self.iter_mapped_dependants(), None) is not None else None

@@ -120,7 +120,7 @@ def _stops(rules: RunRules, context: Context, states: Mapping[str, list[str]]) -
     stops: dict[str, str] = {}
     ti = context["ti"]
     for task in rules.stoppers:
-        if not any(s in ("success", "failed") for s in states.get(task, [])):
+        if not any(s in ("success", "failed", "skipped") for s in states.get(task, [])):
             continue
         value = ti.xcom_pull(task_ids=task, key=STOP_KEY, map_indexes=None)
         values = value if isinstance(value, list) else [value]

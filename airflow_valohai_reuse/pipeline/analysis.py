@@ -19,6 +19,7 @@ from valohai_yaml.objs.pipelines.node import Node
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.actions import Action, ActionError, node_actions
 from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, commit_notes
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
 from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
@@ -130,6 +131,13 @@ def _step_of(
     return plain[key]
 
 
+def _actions(node: Node, path: Path, where: str) -> tuple[tuple[Action, ...], list[str]]:
+    try:
+        return node_actions(node)
+    except ActionError as exc:
+        raise PipelineFileError(str(path), f"node {node.name!r}: {exc}", where) from None
+
+
 def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
     ids: dict[str, str] = {}
     for node in pipeline.nodes:
@@ -177,6 +185,8 @@ class Analysis:
     commits: dict[str, CommitRef] = field(default_factory=dict)
     #: task nodes made from a ``task:`` blueprint: node name → the blueprint
     blueprints: dict[str, Task] = field(default_factory=dict)
+    #: node name → the actions it has (``actions:``)
+    actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
 
 
 def analyse(
@@ -201,6 +211,8 @@ def analyse(
     sweeps: dict[str, Sweep] = {}
     refs: dict[str, CommitRef] = {}
     blueprints: dict[str, Task] = {}
+    actions: dict[str, tuple[Action, ...]] = {}
+    notes: list[str] = []
     for name in task_ids:
         node = nodes[name]
         assert isinstance(node, (ExecutionNode, TaskNode))
@@ -208,6 +220,10 @@ def analyse(
         steps[name] = _step_of(node_config, node, path, where, plain, at)
         if ref is not None:
             refs[name] = ref
+        actions[name], unknown = _actions(node, path, where)
+        notes += [
+            f"node {name!r}: action part {u} is not applied (not a word Valohai documents)" for u in unknown
+        ]
         if isinstance(node, TaskNode):
             sweeps[name] = sweep_for(
                 node_config, pipeline, node, steps[name], path, incoming[name]["parameter"]
@@ -216,7 +232,7 @@ def analyse(
                 blueprints[name] = node_config.tasks[node.task]
     params, targets = pipeline_params(pipeline, task_ids, steps, path)
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
-    notes = deployment_notes(pipeline, task_ids, steps, ordered) + commit_notes(refs) + task_notes
+    notes = deployment_notes(pipeline, task_ids, steps, ordered) + commit_notes(refs) + task_notes + notes
     return Analysis(
         pipeline,
         path,
@@ -233,4 +249,5 @@ def analyse(
         notes,
         refs,
         blueprints,
+        actions,
     )

@@ -85,6 +85,14 @@ def yaml_part(a: Analysis) -> str | None:
     return "\n".join(parts) if parts else None
 
 
+_ACTION_WORDS = (
+    " (conditions read the node's metadata, a reused node's recorded metadata included, and its "
+    "parameters; stop-pipeline skips what has not started and the run ends without error; "
+    "error-pipeline fails the node task and the run; require-approval is an approval task in "
+    "Airflow's Required actions, asked in every run, and a rejection stops the pipeline)"
+)
+
+
 def differences(a: Analysis) -> list[str]:
     """Where the DAG does not do what Valohai would, in words."""
     notes = list(a.notes)
@@ -98,6 +106,11 @@ def differences(a: Analysis) -> list[str]:
         "scope, parameters, input checksums, image ID, environment) equals a past successful execution's"
     )
     notes += rules_notes(run_rules(a))
+    notes += [
+        f"node {name!r}: action {action.describe()}" + _ACTION_WORDS
+        for name, actions in a.actions.items()
+        for action in actions
+    ]
     notes += step_notes(a.steps.values())
     notes.append(
         "run options besides the pipeline parameters: `reuse_nodes` pins nodes to past executions by id; "

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 from valohai_yaml.objs.pipelines.node import ErrorAction
 from valohai_yaml.objs.task import TaskOnChildError
 
+from airflow_valohai_reuse.pipeline.actions import When, approvals, stops
+
 if TYPE_CHECKING:
     from airflow_valohai_reuse.pipeline.analysis import Analysis
 
@@ -134,8 +136,26 @@ def node_rules(a: Analysis) -> dict[str, NodeRules]:
     return rules
 
 
-def run_rules(a: Analysis, stoppers: tuple[str, ...] = ()) -> RunRules:
+def approval_task(task_id: str, when: When) -> str:
+    """The task id of a node's approval: before it starts, or of its result once it completed."""
+    return f"{task_id}__approval" if when is When.STARTING else f"{task_id}__result_approval"
+
+
+def stoppers_of(a: Analysis) -> tuple[str, ...]:
+    """Tasks that may stop the pipeline: nodes with stop-pipeline or error-pipeline actions, and
+    approvals (a rejection stops it)."""
+    found: list[str] = []
+    for name, actions in a.actions.items():
+        task_id = a.task_ids[name]
+        if stops(actions):
+            found.append(task_id)
+        found += [approval_task(task_id, when) for when in approvals(actions)]
+    return tuple(sorted(found))
+
+
+def run_rules(a: Analysis) -> RunRules:
     nodes = node_rules(a)
+    stoppers = stoppers_of(a)
     upstream: dict[str, list[str]] = {}
     for source, target in sorted(a.deps):
         upstream.setdefault(target, []).append(source)

@@ -40,7 +40,11 @@ def lint(config: Config, path: Path) -> tuple[PipelineFileError | None, list[str
     warnings in words for the DAG's documentation."""
     messages = config.lint().messages
     errors = [m["message"] for m in messages if m["type"] == "error"]
-    warnings = [f"valohai-yaml's linter warns: {m['message']}" for m in messages if m["type"] == "warning"]
+    warnings = [
+        f"valohai-yaml's linter warns: {m['message']}"
+        for m in messages
+        if m["type"] == "warning" and "'require-approval'" not in m["message"]  # applied here: see actions.py
+    ]
     if not errors:
         return None, warnings
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

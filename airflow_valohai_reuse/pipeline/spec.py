@@ -12,6 +12,7 @@ from valohai_yaml.objs import Step
 from airflow_valohai_reuse.fingerprint.scope import CodeScope
 
 if TYPE_CHECKING:
+    from airflow_valohai_reuse.pipeline.actions import Action
     from airflow_valohai_reuse.pipeline.commits import CommitRef
 
 
@@ -59,6 +60,8 @@ class NodeSpec:
     fingerprint_secrets: tuple[str, ...] = ()
     #: a node that runs its step from another commit: where its code comes from (None: the project)
     commit: CommitRef | None = None
+    #: the node's ``actions`` (stop-pipeline, error-pipeline and noop act in its task)
+    actions: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def node_spec(a: Analysis, name: str) -> NodeSpec:
         fingerprint_secrets=a.project.step_secrets.get(a.steps[name].name, ()),
         variants_from=spread,
         commit=a.commits.get(name),
+        actions=a.actions.get(name, ()),
     )
 
 

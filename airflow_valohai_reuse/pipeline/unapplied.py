@@ -60,6 +60,7 @@ def step_notes(steps: Iterable[Step]) -> list[str]:
                     else value
                 )
                 notes.append(f"step {step.name!r}: " + words.format(value=shown))
+        notes += _unfetchable(step)
         on_demand = [
             name for name, i in step.inputs.items() if getattr(i.download, "value", None) == "on-demand"
         ]
@@ -67,5 +68,25 @@ def step_notes(steps: Iterable[Step]) -> list[str]:
             notes.append(
                 f"step {step.name!r}: inputs {', '.join(on_demand)} are `download: on-demand` on Valohai; "
                 "here they are placed before the step starts, like the others"
+            )
+    return notes
+
+
+_FETCHED = ("", "file", "http", "https", "s3")
+
+
+def _unfetchable(step: Step) -> list[str]:
+    """Inputs whose default URIs name a store only Valohai reaches (``dataset://``, ``datum://``,
+    ``gs://``, ``azure://``…): the node fails to fetch them unless an edge replaces them."""
+    notes = []
+    for name, spec in step.inputs.items():
+        defaults = spec.default if isinstance(spec.default, list) else [spec.default]
+        schemes = sorted({d.split("://", 1)[0] for d in defaults if d and "://" in d} - set(_FETCHED))
+        if schemes:
+            notes.append(
+                f"step {step.name!r}: input {name!r} defaults to {', '.join(s + '://' for s in schemes)} "
+                "URIs, which only Valohai can fetch: the node fails at run time unless an edge replaces "
+                "them (edge-merge-mode replace) or the input is given as a project path, file://, "
+                "http(s):// or s3:// URI"
             )
     return notes
