@@ -24,7 +24,7 @@ EXPECTED = {
     "plural-edge-type": "'outputs' is not an edge type (one of dependency, deployment, environment-variable, "
     "file, input, metadata, output, parameter); did you mean 'output'?",
     "unknown-edge-node": "source node 'trian' is not a node of the pipeline; did you mean 'train'?",
-    "override-unknown-input": "valohai-yaml's linter: Pipeline \"p\" node \"t\" step \"train\": input imagse "
+    "override-unknown-input": 'valohai-yaml\'s linter: Pipeline "p" node "t" step "train": input imagse '
     "does not exist in step (an override or a pipeline parameter can only name what the step declares",
     "parameter-target-undeclared": "target 't.parameter.epoch' names parameter 'epoch', which step 'train' "
     "does not declare; did you mean 'epochs'?",

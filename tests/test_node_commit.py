@@ -118,7 +118,8 @@ def test_commit_nodes_run_that_commit_s_files_and_are_reused(project, reuse_env,
     [
         (
             "0123456789abcdef0123456789abcdef01234567",
-            "names commit '0123456789abcdef0123456789abcdef01234567', which is not a commit of the git repository",
+            "names commit '0123456789abcdef0123456789abcdef01234567', which is not a commit of the git "
+            "repository",
         ),
         ("no-such-branch", "names commit 'no-such-branch', which is not a commit"),
         ("library:generic-preprocessors/csv-into-parquet", "a step of Valohai's step library"),
@@ -140,7 +141,7 @@ def test_a_step_missing_at_that_commit_names_the_commit(project):
     path.write_text(path.read_text().replace("step: greet, commit: v2", "step: wave, commit: v2"))
     with pytest.raises(
         PipelineFileError,
-        match="node 'same' uses step 'wave', which is not defined in valohai.yaml at commit 'v2'",
+        match=r"node 'same' uses step 'wave', which is not defined in valohai\.yaml at commit 'v2'",
     ):
         build_dags(path)
 

@@ -58,7 +58,7 @@ def test_step_dags_is_opt_in_per_project_or_by_setting(project, monkeypatch):
 def test_unknown_step_in_step_dags_names_the_settings_file(project):
     (project / "valohai-reuse.yaml").write_text("step-dags: [cont]\n")
     with pytest.raises(
-        PipelineFileError, match="valohai-reuse.yaml at step-dags: step-dags names step 'cont'"
+        PipelineFileError, match=r"valohai-reuse\.yaml at step-dags: step-dags names step 'cont'"
     ):
         build_dags(project / "valohai.yaml")
 

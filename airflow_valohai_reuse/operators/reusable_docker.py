@@ -122,7 +122,7 @@ class ReusableDockerOperator(DockerOperator):
             run_id=context["run_id"],
             mapped={n.task_id for n in self.pipeline.nodes.values() if n.mapped},
             pull=lambda task_id: context["ti"].xcom_pull(task_ids=task_id, key=XCOM_KEY),
-            tolerated=self._tolerated(),
+            tolerated=self.rules.tolerated_upstream(self.task_id) if self.rules else (),
         )
         # the /valohai tree is laid out only for a node that runs (http inputs are fetched into it)
         work = WorkTree(temporary_dir(settings.work_dir, f"{self.dag_id}.{self.task_id}."))
@@ -151,14 +151,6 @@ class ReusableDockerOperator(DockerOperator):
         finally:
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
-
-    def _tolerated(self) -> set[str]:
-        """Upstream tasks whose failure this node runs after (on-error continue): they may have
-        published nothing, or only some of their variants."""
-        if self.rules is None:
-            return set()
-        upstream = self.rules.upstream.get(self.task_id, ())
-        return {t for t in upstream if self.rules.nodes[t].tolerated}
 
     def _pins(self, context: Context, cache: Cache) -> dict[str, Execution]:
         """The run's pins (``reuse_nodes``, ``reuse_from_run``). A refused pin fails every node task

@@ -96,6 +96,11 @@ class RunRules:
     def check_start(self) -> bool:
         return self.regime is Regime.CHECKED or (self.regime is Regime.FAIL_FAST and bool(self.stoppers))
 
+    def tolerated_upstream(self, task_id: str) -> set[str]:
+        """Upstream node tasks whose failure the task runs after (on-error continue): they may have
+        published nothing, or only some of their variants."""
+        return {u for u in self.upstream.get(task_id, ()) if u in self.nodes and self.nodes[u].tolerated}
+
     def runs_after_failure(self, task_id: str) -> bool:
         """Whether the task runs with trigger rule all_done: an upstream's failure may be tolerated."""
         return any(self.nodes[u].tolerated for u in self.upstream.get(task_id, ()) if u in self.nodes)
