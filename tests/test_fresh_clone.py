@@ -48,11 +48,9 @@ def test_readme_set_up_and_fast_tests_pass_in_a_clone_without_shared(tmp_path):
     }
     corpus = {name: result for name, result in outcome.items() if name.startswith("tests.test_corpus::")}
     skipped = {name for name, result in corpus.items() if result != "ran"}
-    assert skipped == {
-        "tests.test_corpus::test_shared_corpus_is_there",
-        "tests.test_corpus::test_pipelines_build[shared]",
-        "tests.test_corpus::test_shared_task_node_examples",
-    }
+    # exactly the checks over the shared public files skip (their names say "shared"), and there are some
+    assert skipped == {name for name in corpus if "shared" in name}
+    assert "tests.test_corpus::test_shared_corpus_is_there" in skipped
     assert all("shared corpus absent" in corpus[name] for name in skipped)
     assert len(corpus) - len(skipped) >= 10  # the project's own corpus ran
     assert all(result == "ran" for name, result in outcome.items() if name not in skipped)
