@@ -37,7 +37,7 @@ def fire(
         return
     then, why = next((f for f in stopping if f[0] is Then.ERROR), stopping[0])
     context["ti"].xcom_push(key=STOP_KEY, value={"then": then.value, "why": why, "node": node.node})
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     if then is Then.ERROR and when is not When.ERROR:
         raise AirflowFailException(f"{why}: the pipeline ends in error")

@@ -138,7 +138,7 @@ def run_states(rules: RunRules, context: Context) -> dict[str, list[str]]:
 
 def check_start(rules: RunRules, task_id: str, context: Context) -> None:
     """Skip this task (AirflowSkipException) when the run has stopped or its upstream blocks it."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     states = run_states(rules, context)
     map_index = getattr(context["ti"], "map_index", -1)
@@ -160,7 +160,7 @@ class PipelineStatusOperator(BaseOperator):
         self.rules = rules
 
     def execute(self, context: Context) -> None:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         states = run_states(self.rules, context)
         failed, reasons = verdict(self.rules, states, _stops(self.rules, context, states))
