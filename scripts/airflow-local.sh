@@ -38,7 +38,7 @@ export AIRFLOW__CORE__DAGS_FOLDER=$root/dags
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$url/execution/
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT=$port
-export AIRFLOW__VALOHAI_REUSE__PIPELINES_FOLDER=$root/examples
+export AIRFLOW__VALOHAI_REUSE__PIPELINES_FOLDER=${AIRFLOW_LOCAL_PIPELINES:-$root/examples}
 mkdir -p "$home/components"
 echo "migrating the metadata database in $home"
 airflow db migrate >"$home/components/db-migrate.log" 2>&1
