@@ -13,12 +13,13 @@ from airflow.providers.docker.operators.docker import DockerOperator
 
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, owner_info
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
+from airflow_valohai_reuse.cache.ledger import TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
+from airflow_valohai_reuse.operators.publishing import Publisher
 from airflow_valohai_reuse.operators.runcontrol import check_start
 from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.failures import RunRules
@@ -114,7 +115,7 @@ class ReusableDockerOperator(DockerOperator):
         if pin is not None:
             self.log.info("node pinned to execution %s", pin.execution.id)
             fire(self.node, When.STARTING, context, self.log, parameters=pin.execution.parameters)
-            return self._reuse(context, cache, pin.execution, Kind.PINNED)
+            return self._publisher(context, cache).reuse(pin.execution, Kind.PINNED)
         upstream = read_upstream(
             self.node,
             cache=cache,
@@ -186,7 +187,7 @@ class ReusableDockerOperator(DockerOperator):
             logger=self.log,
         )
         if isinstance(found, Hit):
-            return self._reuse(context, cache, found.execution, Kind.REUSED, job.run)
+            return self._publisher(context, cache).reuse(found.execution, Kind.REUSED, job.run)
         if isinstance(found, Wait):
             self._wait(found, resolved, settings)
         assert isinstance(found, Miss)
@@ -242,6 +243,9 @@ class ReusableDockerOperator(DockerOperator):
         map_index = getattr(context["ti"], "map_index", -1)
         return TaskKey(self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index)
 
+    def _publisher(self, context: Context, cache: Cache) -> Publisher:
+        return Publisher(self, context, cache, self._key(context))
+
     # -- running ----------------------------------------------------------------------------------
     def _run_and_record(self, job: _Job, holder: str, reason: str) -> dict[str, Any] | None:
         """``holder``: the lease holder labelling the container; ``reason``: why it was not reused."""
@@ -273,10 +277,8 @@ class ReusableDockerOperator(DockerOperator):
                 ", ".join(changed),
                 execution.id,
             )
-            return self._publish(context, cache, published, reason=reason)
-        if not cache.record(execution, self._entry(context, published, reason=reason)):
-            self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
-        return self._push(context, published)
+            return self._publisher(context, cache).publish(published, reason=reason)
+        return self._publisher(context, cache).record(execution, published, reason)
 
     def _run(self, job: _Job, holder: str) -> Execution:
         context, settings, resolved, work = job.context, job.settings, job.resolved, job.work
@@ -287,15 +289,14 @@ class ReusableDockerOperator(DockerOperator):
         public, secret = container.split_secrets(resolved.variables, settings.secret_env_patterns)
         self.environment = {**public, **container_environment(execution_id)}
         self._private_environment = {**getattr(self, "_private_environment", {}), **secret}
-        container.mask_secrets(secret, resolved.parameters, settings.secret_env_patterns)
+        container.mask_secrets(secret, {}, settings.secret_env_patterns)  # parameters: _show_command
         self.mounts = [*work.mounts()]
         where = (self.dag_id, context["run_id"], self.task_id)
         self.labels = {
             **(self.labels if isinstance(self.labels, dict) else {}),
             **container.labels(*where, execution_id, resolved.fingerprint.digest, holder),
         }
-        self.command = [render_script(self.node.step, resolved.parameters)]
-        clock = time.monotonic()
+        clock = time.monotonic()  # self.command was rendered by _show_command
         lines = super().execute(context)
         duration = time.monotonic() - clock
         return container.execution_record(
@@ -309,52 +310,3 @@ class ReusableDockerOperator(DockerOperator):
             outputs=collect_outputs(work.outputs, job.store),
             metadata=parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
         )
-
-    # -- publishing -------------------------------------------------------------------------------
-    def _entry(self, context: Context, published: Published, **what: Any) -> Entry:
-        """The ledger row; ``what``: ``saved_s`` of a reused node, ``reason`` of one that ran."""
-        try_number = getattr(context["ti"], "try_number", None)
-        return Entry(self._key(context), published, try_number, self.node.pipeline, **what)
-
-    def _reuse(
-        self,
-        context: Context,
-        cache: Cache,
-        execution: Execution,
-        kind: Kind,
-        run: dict[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
-        saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
-        self.log.info(
-            "%s execution %s from %s/%s/%s (time saved: %s)",
-            kind.value.upper(),
-            execution.id,
-            execution.dag_id,
-            execution.run_id,
-            execution.task_id,
-            saved,
-        )
-        published = Published.of(execution, kind, self.node.node, run)
-        return self._publish(context, cache, published, saved_s=execution.duration_s)
-
-    def _publish(
-        self, context: Context, cache: Cache, published: Published, **what: Any
-    ) -> dict[str, Any] | None:
-        """Publish an execution this task did not record: the ledger row, then the XCom."""
-        cache.publish(self._entry(context, published, **what))
-        return self._push(context, published)
-
-    def _push(self, context: Context, published: Published) -> dict[str, Any] | None:
-        value = published.as_xcom()
-        context["ti"].xcom_push(key=XCOM_KEY, value=value)
-        fire(
-            self.node,
-            When.COMPLETE,
-            context,
-            self.log,
-            metadata=value["metadata"],
-            parameters=value["parameters"],
-        )
-        # The same value as the return value would cost a second XCom write per node; Airflow
-        # needs one only where a task node maps over this node's output.
-        return value if next(self.iter_mapped_dependants(), None) is not None else None

@@ -1,0 +1,75 @@
+"""How a node task publishes its result: the run ledger's row (with the execution record where it ran),
+the ``valohai_execution`` XCom, and the node's node-complete actions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_valohai_reuse.cache.failopen import Cache
+from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
+from airflow_valohai_reuse.operators.nodeactions import fire
+from airflow_valohai_reuse.pipeline.actions import When
+from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
+
+
+class Publisher:
+    """One task instance's publishing: ``operator`` is the node task, ``key`` its ledger key."""
+
+    def __init__(
+        self, operator: ReusableDockerOperator, context: Context, cache: Cache, key: TaskKey
+    ) -> None:
+        self.operator, self.context, self.cache, self.key = operator, context, cache, key
+        self.log = operator.log
+
+    def entry(self, published: Published, **what: Any) -> Entry:
+        """The ledger row; ``what``: ``saved_s`` of a reused node, ``reason`` of one that ran."""
+        try_number = getattr(self.context["ti"], "try_number", None)
+        return Entry(self.key, published, try_number, self.operator.node.pipeline, **what)
+
+    def reuse(
+        self, execution: Execution, kind: Kind, run: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Publish an earlier execution (reused or pinned); the log's line says from where."""
+        saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
+        self.log.info(
+            "%s execution %s from %s/%s/%s (time saved: %s)",
+            kind.value.upper(),
+            execution.id,
+            execution.dag_id,
+            execution.run_id,
+            execution.task_id,
+            saved,
+        )
+        published = Published.of(execution, kind, self.operator.node.node, run)
+        return self.publish(published, saved_s=execution.duration_s)
+
+    def record(self, execution: Execution, published: Published, reason: str) -> dict[str, Any] | None:
+        """Publish an execution this task ran: recorded with its ledger row in one transaction."""
+        if not self.cache.record(execution, self.entry(published, reason=reason)):
+            self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
+        return self.push(published)
+
+    def publish(self, published: Published, **what: Any) -> dict[str, Any] | None:
+        """Publish an execution this task did not record: the ledger row, then the XCom."""
+        self.cache.publish(self.entry(published, **what))
+        return self.push(published)
+
+    def push(self, published: Published) -> dict[str, Any] | None:
+        value = published.as_xcom()
+        self.context["ti"].xcom_push(key=XCOM_KEY, value=value)
+        fire(
+            self.operator.node,
+            When.COMPLETE,
+            self.context,
+            self.log,
+            metadata=value["metadata"],
+            parameters=value["parameters"],
+        )
+        # The same value as the return value would cost a second XCom write per node; Airflow
+        # needs one only where a task node maps over this node's output.
+        return value if next(self.operator.iter_mapped_dependants(), None) is not None else None
