@@ -66,12 +66,7 @@ class Execution:
 
     def details(self) -> dict[str, Any]:
         """What the cache keeps of the run besides its fingerprint and outputs."""
-        return {
-            "parameters": self.parameters,
-            "inputs": self.inputs,
-            "environment": self.environment,
-            "metadata": self.metadata,
-        }
+        return {name: getattr(self, name) for name in ("parameters", "inputs", "environment", "metadata")}
 
 
 class Kind(StrEnum):

@@ -26,31 +26,23 @@ from airflow_valohai_reuse.settings import cache_timeout_seconds
 SUCCEEDED = "succeeded"
 
 
+#: columns that hold an Execution's field as it is; the lifecycle ones are set after the record
+_COLUMNS = (
+    "id", "fingerprint", "fingerprint_version", "step", "pipeline", "node", "dag_id", "run_id", "task_id",
+    "started_at", "finished_at", "duration_s", "expires_at",
+)  # fmt: skip
+_LIFECYCLE = ("invalidated_at", "invalidated_by", "invalidation_reason")
+#: the parts of an Execution kept together as JSON in ``exec_metadata``
+_DETAILS = ("parameters", "inputs", "environment", "metadata")
+
+
 def _execution(row: Any) -> Execution:
     details = json.loads(row.exec_metadata)
     return Execution(
-        id=row.id,
-        fingerprint=row.fingerprint,
-        fingerprint_version=row.fingerprint_version,
-        step=row.step,
         components=json.loads(row.components),
         outputs=[Output.from_dict(o) for o in json.loads(row.outputs)],
-        parameters=details.get("parameters", {}),
-        inputs=details.get("inputs", {}),
-        environment=details.get("environment", {}),
-        metadata=details.get("metadata", {}),
-        pipeline=row.pipeline,
-        node=row.node,
-        dag_id=row.dag_id,
-        run_id=row.run_id,
-        task_id=row.task_id,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_s=row.duration_s,
-        expires_at=row.expires_at,
-        invalidated_at=row.invalidated_at,
-        invalidated_by=row.invalidated_by,
-        invalidation_reason=row.invalidation_reason,
+        **{name: details.get(name, {}) for name in _DETAILS},
+        **{name: getattr(row, name) for name in (*_COLUMNS, *_LIFECYCLE)},
     )
 
 
@@ -134,23 +126,12 @@ class ExecutionCache:
         """Record a finished, successful execution (called only after its outputs are stored), and
         the task instance's ledger row in the same transaction."""
         values = {
-            "id": execution.id,
-            "fingerprint": execution.fingerprint,
-            "fingerprint_version": execution.fingerprint_version,
-            "step": execution.step,
-            "pipeline": execution.pipeline,
-            "node": execution.node,
-            "dag_id": execution.dag_id,
-            "run_id": execution.run_id,
-            "task_id": execution.task_id,
+            **{name: getattr(execution, name) for name in _COLUMNS},
             "status": SUCCEEDED,
             "components": json.dumps(execution.components, sort_keys=True),
             "outputs": json.dumps([o.as_dict() for o in execution.outputs], sort_keys=True),
             "exec_metadata": json.dumps(execution.details(), sort_keys=True),
-            "started_at": execution.started_at,
             "finished_at": execution.finished_at or datetime.now(UTC),
-            "duration_s": execution.duration_s,
-            "expires_at": execution.expires_at,
         }
         with self.engine.begin() as conn:
             conn.execute(insert(executions).values(**values))
