@@ -146,11 +146,12 @@ def stats(conn: Connection, *, since: datetime | None, pipeline: str | None) -> 
     for label, column in (("pipelines", ledger.c.pipeline), ("steps", ledger.c.step)):
         query = select(column, ran, reused, saved).where(*where).group_by(column).order_by(column)
         key = "pipeline" if label == "pipelines" else "step"
-        found[label] = [_counts(key, *row) for row in conn.execute(query)]
+        found[label] = [counts(key, *row) for row in conn.execute(query)]
     return found
 
 
-def _counts(key: str, name: str | None, ran: int, reused: int, saved: float) -> dict[str, Any]:
+def counts(key: str, name: str | None, ran: int, reused: int, saved: float) -> dict[str, Any]:
+    """One group's figures as ``valohai-reuse stats --json`` and the plugin's JSON API give them."""
     ran, reused = int(ran or 0), int(reused or 0)
     return {
         key: name,

@@ -10,23 +10,14 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import APIRouter, Depends, Query
 
-from airflow_valohai_reuse.cache import views
+from airflow_valohai_reuse.cache import ledger, views
 from airflow_valohai_reuse.plugins import lookups
 
 router = APIRouter(prefix="/api")
 
 
 def _tallies(tallies: list[views.Tally], key: str) -> list[dict[str, Any]]:
-    return [
-        {
-            key: t.name,
-            "executions_run": t.ran,
-            "executions_reused": t.reused,
-            "reuse_rate": round(t.rate, 4),
-            "saved_seconds": round(t.saved_s, 3),
-        }
-        for t in tallies
-    ]
+    return [ledger.counts(key, t.name, t.ran, t.reused, t.saved_s) for t in tallies]
 
 
 @router.get("/stats")
