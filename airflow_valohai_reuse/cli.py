@@ -1,5 +1,5 @@
-"""``valohai-reuse``: plan a run, explain an execution, list, sum up, invalidate and collect the cache;
-check a deployment's configuration and create or upgrade the cache schema.
+"""``valohai-reuse``: plan a run, explain an execution, check a deployment's configuration and create or
+upgrade the cache schema; ls, stats, invalidate and gc live in :mod:`~.cli_cache`.
 
 They read the ``[valohai_reuse]`` settings the workers use, so they see the same cache and store.
 """
@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from airflow_valohai_reuse import cli_cache
+from airflow_valohai_reuse.cli_cache import cache_db
 from airflow_valohai_reuse.errors import ValohaiReuseError
 
 
@@ -101,148 +103,6 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cache() -> Any:
-    from airflow_valohai_reuse.cache.executions import ExecutionCache
-    from airflow_valohai_reuse.settings import load_settings
-
-    return ExecutionCache(load_settings().sql_alchemy_conn)
-
-
-def _ls(args: argparse.Namespace) -> int:
-    cache = _cache()
-    entries = cache.entries(step=args.step, pipeline=args.pipeline, live=not args.all)
-    reused = cache.reuse_counts([e.id for e in entries])
-    rows = [
-        {
-            "execution_id": e.id,
-            "step": e.step,
-            "pipeline": e.pipeline,
-            "node": e.node,
-            "run": f"{e.dag_id}/{e.run_id}",
-            "reused": reused.get(e.id, 0),
-            "finished_at": str(e.finished_at),
-            "duration_s": e.duration_s,
-            "outputs": len(e.outputs),
-            "expires_at": str(e.expires_at) if e.expires_at else None,
-            "invalidated": f"{e.invalidated_by}: {e.invalidation_reason}" if e.invalidated_at else None,
-        }
-        for e in entries
-    ]
-    if args.json:
-        print(json.dumps(rows, indent=2), file=_out)
-        return 0
-    line = "{:<36}  {:<20} {:<32}  {:>7}  {:>6}  {}"
-    print(line.format("EXECUTION", "STEP", "FINISHED", "OUTPUTS", "REUSED", "RUN"), file=_out)
-    for row in rows:
-        state = f"  invalidated by {row['invalidated']}" if row["invalidated"] else ""
-        what = (row["execution_id"], row["step"], row["finished_at"], row["outputs"], row["reused"])
-        print(line.format(*what, row["run"]) + state, file=_out)
-    return 0
-
-
-def _since(value: str | None) -> Any:
-    from datetime import UTC, datetime, timedelta
-
-    from valohai_yaml.utils.duration import parse_duration
-
-    if value is None:
-        return None
-    try:
-        span = timedelta(seconds=int(value)) if value.isdigit() else parse_duration(value)
-    except (ValueError, TypeError, IndexError):
-        span = None
-    if not span:
-        raise ValohaiReuseError(f"--since {value!r} is not a duration such as 7d, 12h, 30m or 3600")
-    return datetime.now(UTC) - span
-
-
-def _stats(args: argparse.Namespace) -> int:
-    found = _cache().stats(since=_since(args.since), pipeline=args.pipeline)
-    if args.json:
-        print(json.dumps(found, indent=2), file=_out)
-        return 0
-    line = "{:<32} {:>8} {:>8} {:>7} {:>12}"
-    for key, title in (("pipeline", "PIPELINE"), ("step", "STEP")):
-        print(line.format(title, "RUN", "REUSED", "RATE", "SAVED (s)"), file=_out)
-        for row in found[f"{key}s"]:
-            rate, saved = f"{row['reuse_rate']:.0%}", f"{row['saved_seconds']:.1f}"
-            print(
-                line.format(str(row[key]), row["executions_run"], row["executions_reused"], rate, saved),
-                file=_out,
-            )
-        print(file=_out)
-    return 0
-
-
-def _invalidate(args: argparse.Namespace) -> int:
-    import getpass
-
-    cache = _cache()
-    if args.execution:
-        if cache.get(args.execution) is None:
-            raise ValohaiReuseError(f"no reusable execution with id {args.execution!r}")
-        ids = [args.execution]
-    else:
-        ids = [e.id for e in cache.entries(step=args.step, pipeline=args.pipeline)]
-    count = cache.invalidate(ids, by=args.by or getpass.getuser(), reason=args.reason)
-    print(f"invalidated {count} execution(s)", file=_out)
-    return 0
-
-
-def _gc(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.cache.lifecycle import collect
-    from airflow_valohai_reuse.cache.statcache import DigestCache
-    from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores.base import open_store
-
-    settings, cache = load_settings(), _cache()
-    store = open_store(settings.artifact_store, settings.aws_conn_id, DigestCache(cache))
-    report = collect(cache, store, dry_run=args.dry_run, min_age_s=args.min_age)
-    verb = "would" if args.dry_run else "did"
-    print(f"{verb} invalidate {len(report.invalidated)} execution(s) whose outputs are gone", file=_out)
-    for entry in report.invalidated:
-        print(f"  {entry}", file=_out)
-    print(
-        f"{verb} delete {len(report.deleted)} unreferenced artifact(s), {report.freed_bytes} bytes", file=_out
-    )
-    if report.stale_leases:
-        print(f"removed {report.stale_leases} lease(s) left by workers that died", file=_out)
-    _gc_orphans(settings, args)
-    return 0
-
-
-def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
-    """What dead workers leave besides leases: their containers and work folders."""
-    from airflow_valohai_reuse.operators.orphans import sweep
-
-    found = sweep(
-        settings.docker_url,
-        settings.work_dir,
-        dry_run=args.dry_run,
-        min_age_s=args.min_age,
-        keep_work_dirs=settings.keep_work_dirs,
-    )
-    if found.unreachable:
-        print(
-            f"could not reach the Docker daemon ({found.unreachable}); left containers and work "
-            "folders as they are",
-            file=_out,
-        )
-        return
-    verb = "would" if args.dry_run else "did"
-    print(f"{verb} remove {len(found.containers)} node container(s) that ended or never started", file=_out)
-    for container in found.containers:
-        print(f"  {container}", file=_out)
-    if found.work_dirs_kept:
-        print("kept every work folder: keep_work_dirs is set", file=_out)
-    else:
-        print(f"{verb} remove {len(found.work_dirs)} work folder(s) no container uses", file=_out)
-    for folder in found.work_dirs:
-        print(f"  {folder}", file=_out)
-    for failure in found.failures:
-        print(f"could not remove {failure}", file=_out)
-
-
 def _plan(args: argparse.Namespace) -> int:
     from airflow_valohai_reuse.reuse.plan import as_json, plan
 
@@ -262,7 +122,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
     from airflow_valohai_reuse.fingerprint.components import describe, diff
 
-    cache = _cache()
+    cache = cache_db()
     execution = cache.get(execution_id)
     if execution is None:
         raise ValohaiReuseError(f"no successful execution with id {execution_id!r}")
@@ -314,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     global _out
     args = _parser().parse_args(argv)
     _out = _separate_results_from_logs() if argv is None else sys.stdout
+    args.out = _out
     try:
         return {
             "plan": _plan,
             "explain": _explain,
-            "ls": _ls,
-            "stats": _stats,
-            "invalidate": _invalidate,
-            "gc": _gc,
+            "ls": cli_cache.ls,
+            "stats": cli_cache.stats,
+            "invalidate": cli_cache.invalidate,
+            "gc": cli_cache.gc,
             "db": _db,
             "check": _check,
         }[args.command](args)
