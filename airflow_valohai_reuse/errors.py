@@ -37,12 +37,18 @@ class InputError(ValohaiReuseError):
 class ManualReuseError(ValohaiReuseError):
     """``reuse_nodes`` or ``reuse_from_run`` names an execution that cannot stand in for a node.
 
-    ``problems``: node → what is wrong with its pin (``""``: the option itself is malformed).
+    ``problems``: node → what is wrong with its pin (``""``: the option itself is malformed);
+    ``accepted``: the pins that were good, node → execution.
     """
 
-    def __init__(self, problems: dict[str, str]) -> None:
+    def __init__(self, problems: dict[str, str], accepted: dict[str, Any] | None = None) -> None:
         self.problems = dict(problems)
+        self.accepted = dict(accepted or {})
         super().__init__("; ".join(self.problems.values()))
+
+    def stops(self, node: str) -> bool:
+        """Whether ``node`` cannot even decide: its own pin, or the whole option, is refused."""
+        return node in self.problems or "" in self.problems
 
     def concerning(self, node: str) -> str:
         """One line for the task of ``node``: its own problem, or the others' that stop it too."""

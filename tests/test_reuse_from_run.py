@@ -82,35 +82,56 @@ def test_the_rendered_command_is_the_one_that_ran(project, docker_client, first)
     assert "tr a-z A-Z" in _rendered(again.run_id, "prepare")["command"][0]
 
 
-@pytest.mark.parametrize(
-    ("from_run", "line"),
-    [
-        (
-            {"run_id": "manual__nope", "nodes": ["fit"]},
-            "no run 'manual__nope' of pipeline 'basic' is in the run ledger",
-        ),
-        ({"run_id": "FIRST", "nodes": ["ghost"]}, None),
-    ],
-)
-def test_a_refused_run_or_node_stops_the_run_before_any_container(
-    project, docker_client, first, capfd, from_run, line
-):
-    from airflow.exceptions import ParamValidationError
+NOPE = {"run_id": "manual__nope", "nodes": ["fit"]}
+NOPE_LINE = "reuse_from_run: no run 'manual__nope' of pipeline 'basic' is in the run ledger"
 
-    from_run = {**from_run, "run_id": from_run["run_id"].replace("FIRST", first.run_id)}
-    if line is None:  # a node the pipeline lacks: the trigger itself refuses it
-        with pytest.raises(ParamValidationError, match="reuse_from_run"):
-            _run(project, docker_client, {"reuse_from_run": from_run})
-        return
-    capfd.readouterr()
-    again = _run(project, docker_client, {"reuse_from_run": from_run})
-    assert again.state == "failed"
-    assert again.containers_started == 0
-    assert again.task_states["prepare"] == "failed"
+
+def _text(capfd) -> str:
     out = capfd.readouterr()
     text = out.out + out.err
-    assert f"not run: a pin of this run is refused: reuse_from_run: {line}" in text
     assert "Traceback" not in text and "ManualReuseError" not in text
+    return text
+
+
+def test_a_node_the_pipeline_lacks_is_refused_at_trigger_time(project, docker_client, first):
+    from airflow.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="reuse_from_run"):
+        _run(project, docker_client, {"reuse_from_run": {"run_id": first.run_id, "nodes": ["ghost"]}})
+
+
+def test_a_refused_pin_fails_its_own_node_in_one_line_and_no_container_starts(
+    project, docker_client, first, capfd
+):
+    capfd.readouterr()
+    again = _run(project, docker_client, {"reuse_from_run": NOPE})
+    assert again.state == "failed"
+    assert again.containers_started == 0
+    # prepare is a hit (no container), so it publishes; fit, whose pin is refused, fails on its own task
+    assert [again.task_states[t] for t in ("prepare", "fit", "report")] == [
+        "success",
+        "failed",
+        "upstream_failed",
+    ]
+    assert again.xcoms["prepare"]["kind"] == "reused"
+    text = _text(capfd)
+    assert NOPE_LINE in text
+    assert "not run: a pin of this run is refused" not in text  # no other task was stopped by it
+
+
+def test_a_node_that_would_run_stops_before_its_container_when_another_pin_is_refused(
+    project, docker_client, first, capfd
+):
+    capfd.readouterr()
+    again = _run(project, docker_client, {"reuse_executions": False, "reuse_from_run": NOPE})
+    assert again.state == "failed"
+    assert again.containers_started == 0
+    assert [again.task_states[t] for t in ("prepare", "fit", "report")] == [
+        "failed",
+        "upstream_failed",
+        "upstream_failed",
+    ]
+    assert f"not run: a pin of this run is refused: {NOPE_LINE}" in _text(capfd)
 
 
 def test_unknown_conf_keys_are_reported_in_the_task_log(project, docker_client, first, capfd):

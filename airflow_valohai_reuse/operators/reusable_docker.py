@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.pipeline.stepdef import render_script
 from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
-from airflow_valohai_reuse.reuse.image import identity, image_identity
+from airflow_valohai_reuse.reuse.image import identity, image_identity, in_background
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
@@ -54,7 +55,7 @@ __all__ = ["XCOM_KEY", "ReusableDockerOperator"]
 @dataclass(frozen=True)
 class _Job:
     """One node run's parts, from resolving to publishing; ``run``: its public parameters, inputs
-    and environment."""
+    and environment; ``refused``: another node's refused pin, which stops this one before its container."""
 
     context: Context
     settings: Settings
@@ -63,6 +64,7 @@ class _Job:
     resolved: Resolved
     work: WorkTree
     run: dict[str, Any]
+    refused: ManualReuseError | None = None
 
 
 class ReusableDockerOperator(DockerOperator):
@@ -73,8 +75,14 @@ class ReusableDockerOperator(DockerOperator):
     """
 
     ui_color = "#d6eaf8"
-    #: the command is rendered in execute(), from the resolved parameters: Airflow records the
-    #: rendered fields again after it, so the UI shows the command that ran
+    #: values are taken literally, as Valohai takes them: Jinja renders no field before execute() (a
+    #: value holding ``{{`` or ending in ``.sh`` would be rendered, or read as a template file), and so
+    #: Airflow makes no Execution API call for rendered fields before the node decides
+    template_fields: Sequence[str] = ()
+    #: execute() renders the command from the resolved parameters and then shows these fields; Airflow
+    #: records them when the task ends, so the UI shows the command that ran, or that a reused
+    #: execution ran
+    shown_fields: Sequence[str] = DockerOperator.template_fields
     overwrite_rtif_after_execution = True
 
     def __init__(
@@ -111,11 +119,13 @@ class ReusableDockerOperator(DockerOperator):
         cache = open_cache(settings.sql_alchemy_conn, self.log)
         if getattr(context["ti"], "try_number", None) != 1:
             cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
-        pin = pinned(self.node.node, self._pins(context, cache))
+        pins, refused = self._pins(context, cache)
+        pin = pinned(self.node.node, pins)
         if pin is not None:
             self.log.info("node pinned to execution %s", pin.execution.id)
             fire(self.node, When.STARTING, context, self.log, parameters=pin.execution.parameters)
             return self._publisher(context, cache).reuse(pin.execution, Kind.PINNED)
+        image_id = in_background(self._image_id)  # the daemon answers while the ledger is read
         upstream = read_upstream(
             self.node,
             cache=cache,
@@ -138,13 +148,13 @@ class ReusableDockerOperator(DockerOperator):
                 inputs_dir=work.inputs,
                 cache=cache,
                 settings=settings,
-                image_id=self._image_id(),
+                image_id=image_id,
                 logger=self.log,
             )
             self._show_command(resolved, settings)
             fire(self.node, When.STARTING, context, self.log, parameters=resolved.parameters)
             run = resolved.details(settings.secret_env_patterns)
-            job = _Job(context, settings, cache, store, resolved, work, run)
+            job = _Job(context, settings, cache, store, resolved, work, run, refused)
             return self._act(job, reuse_on(params, self.pipeline.reuse_executions))
         except OutputError:
             keep = True  # the outputs of a run that cannot be recorded stay for the user to rescue
@@ -153,24 +163,32 @@ class ReusableDockerOperator(DockerOperator):
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 
-    def _pins(self, context: Context, cache: Cache) -> dict[str, Execution]:
-        """The run's pins (``reuse_nodes``, ``reuse_from_run``). A refused pin fails every node task
-        before any container starts, with one line: the node's own problem, or the one stopping it."""
+    def _pins(self, context: Context, cache: Cache) -> tuple[dict[str, Execution], ManualReuseError | None]:
+        """The run's pins (``reuse_nodes``, ``reuse_from_run``) that hold, and the refusal of those
+        that do not. A refused pin fails its own node's task at once, in one line; any other node may
+        still reuse, but fails the same way where it would start a container, so none starts."""
         params = context["params"]
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         unknown = unknown_keys(conf, self.pipeline.parameters)
         if unknown:
             self.log.warning("%s", unknown_keys_warning(unknown, self.pipeline.parameters))
         try:
-            return check_pins(params.get(REUSE_NODES), self.pipeline, cache, params.get(REUSE_FROM_RUN))
+            pins = check_pins(params.get(REUSE_NODES), self.pipeline, cache, params.get(REUSE_FROM_RUN))
         except ManualReuseError as exc:
-            self.log.error("%s", exc.concerning(self.node.node))
-            raise SystemExit(1) from None  # the one exception Airflow logs without a traceback
+            if exc.stops(self.node.node):
+                self._refuse(exc)
+            return exc.accepted, exc
+        return pins, None
+
+    def _refuse(self, refused: ManualReuseError) -> None:
+        self.log.error("%s", refused.concerning(self.node.node))
+        raise SystemExit(1) from None  # the one exception Airflow logs without a traceback
 
     def _show_command(self, resolved: Resolved, settings: Settings) -> None:
         """The command as the UI's rendered fields show it; secret parameter values masked there."""
         container.mask_secrets({}, resolved.parameters, settings.secret_env_patterns)
         self.command = [render_script(self.node.step, resolved.parameters)]
+        self.template_fields = self.shown_fields
 
     def _act(self, job: _Job, reuse: bool) -> dict[str, Any] | None:
         context, settings, cache, resolved = job.context, job.settings, job.cache, job.resolved
@@ -194,6 +212,8 @@ class ReusableDockerOperator(DockerOperator):
         against = f" (compared with execution {found.nearest.id})" if found.nearest else ""
         self.log.info("not reused: %s%s", found.reason, against)
         with flight:
+            if job.refused is not None:  # another node's pin is refused: no container starts
+                self._refuse(job.refused)
             if flight.taken_over is not None:
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)

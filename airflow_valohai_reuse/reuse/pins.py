@@ -128,5 +128,5 @@ def check_pins(
         else:
             found[node] = execution
     if problems:
-        raise ManualReuseError(problems)
+        raise ManualReuseError(problems, found)
     return found

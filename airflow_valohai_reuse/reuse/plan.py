@@ -101,7 +101,7 @@ def _plan_one(
             inputs_dir=folder,
             cache=ctx.cache,
             settings=ctx.settings,
-            image_id=identity(
+            image_id=lambda: identity(
                 ctx.settings.docker_url, node.step.image, lambda: hook_client(ctx.settings.docker_url), log
             ),
             logger=log,

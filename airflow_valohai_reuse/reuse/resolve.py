@@ -7,7 +7,7 @@ predicts with the very code a run decides with.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,10 +139,11 @@ def resolve(
     inputs_dir: Path,
     cache: Cache,
     settings: Settings,
-    image_id: str,
+    image_id: Callable[[], str],
     logger: logging.Logger = log,
 ) -> Resolved:
-    """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way."""
+    """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way.
+    ``image_id`` is asked last, so a slow answer from the Docker daemon overlaps the rest."""
     step = node.step
     stat_cache = cache.project_stats(str(node.repository.resolve()))
     parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
@@ -156,7 +157,7 @@ def resolve(
             "code": code,
             "parameters": parameters_component(parameters, settings.secret_env_patterns),
             "inputs": {name: {r.name: r.identity for r in refs} for name, refs in inputs.items()},
-            "image": {"id": image_id},
+            "image": {"id": image_id()},
             "environment": environment_component(
                 step, variables, settings.secret_env_patterns, node.fingerprint_secrets
             ),
