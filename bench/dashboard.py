@@ -1,12 +1,12 @@
 """The Execution reuse page with 100,000 cache entries: how long the API server takes to answer it.
 
-A cache database is filled through SQL with ``ENTRIES`` executions (their ledger rows: ran) and as many
-ledger rows that reused one of them, spread over 60 days, 8 pipelines of 5 steps, three environment
-slugs. Then a real ``airflow api-server`` (the plugin loaded from the entry point, simple auth) serves
-the page over HTTP on loopback, and each figure is the median wall time of a GET with a bearer token,
-first request excluded: the dashboard (last 7 and 30 days, with prices so the cost query runs too), a
-later page of entries, an execution's page and a run's view. SQLite by default; ``--postgres`` (when
-the local server answers) measures the same on PostgreSQL too.
+A cache database is filled through SQL (bench/dashboard_rows.py) with ``ENTRIES`` executions (their
+ledger rows: ran) and as many ledger rows that reused one of them, spread over 60 days, 8 pipelines
+of 5 steps, three environment slugs. Then a real ``airflow api-server`` (the plugin loaded from the
+entry point, simple auth) serves the page over HTTP on loopback, and each figure is the median wall
+time of a GET with a bearer token, first request excluded: the dashboard (last 7 and 30 days, with
+prices so the cost query runs too), a later page of entries, an execution's page and a run's view.
+SQLite by default; ``--postgres`` (when the local server answers) measures the same on PostgreSQL too.
 
 ``python -m bench.dashboard [--entries N] [--repeats N] [--postgres]`` prints the figures (about two
 minutes for 100,000 entries on SQLite).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import socket
 import statistics
 import subprocess
@@ -28,111 +27,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from bench.dashboard_rows import fill, say
 
 ENTRIES = 100_000
-BATCH = 5_000
-PIPELINES = [f"pipeline-{i}" for i in range(8)]
-STEPS = ["preprocess", "featurize", "train", "evaluate", "report"]
-SLUGS = ["aws-eu-west-1-g4dn-xlarge", "aws-eu-west-1-c5-2xlarge", None]
 PRICES = {"aws-eu-west-1-g4dn-xlarge": 0.71, "aws-eu-west-1-c5-2xlarge": 0.45, "*": 0.1}
-
-
-def say(message: str) -> None:
-    print(f"bench.dashboard: {message}", file=sys.stderr, flush=True)
-
-
-def _execution(rng: random.Random, i: int, now: datetime) -> dict[str, Any]:
-    pipeline, step = rng.choice(PIPELINES), STEPS[i % len(STEPS)]
-    finished = now - timedelta(seconds=rng.uniform(0, 60 * 86400))
-    duration = rng.uniform(5, 3 * 3600)
-    components = {
-        "code": {"files": {f"{step}.py": rng.randbytes(32).hex()}, "scope": "auto"},
-        "environment": {"environment": rng.choice(SLUGS), "resources": {}, "variables": {}},
-        "image": {"id": "sha256:" + rng.randbytes(32).hex()},
-        "inputs": {"data": {"part.csv": {"sha256": rng.randbytes(32).hex()}}},
-        "parameters": {"epochs": rng.randint(1, 50)},
-        "step": {"name": step, "command": [f"python {step}.py"]},
-    }
-    outputs = [
-        {
-            "name": f"out-{k}.bin",
-            "uri": f"file:///store/sha256/{h[:2]}/{h}",
-            "size": rng.randint(1, 1 << 30),
-            "checksum": h,
-        }
-        for k, h in ((k, rng.randbytes(32).hex()) for k in range(rng.randint(1, 3)))
-    ]
-    run_id = f"scheduled__{finished:%Y-%m-%dT%H:%M:%S.%f}+00:00.{i}"
-    return {
-        "id": str(uuid.UUID(int=rng.getrandbits(128))),
-        "fingerprint": rng.randbytes(32).hex(),
-        "fingerprint_version": 1,
-        "step": step,
-        "pipeline": pipeline,
-        "node": step,
-        "dag_id": pipeline,
-        "run_id": run_id,
-        "task_id": step,
-        "status": "succeeded",
-        "components": json.dumps(components, sort_keys=True),
-        "outputs": json.dumps(outputs, sort_keys=True),
-        "exec_metadata": json.dumps(
-            {"parameters": {"epochs": 3}, "inputs": {}, "environment": {}, "metadata": {}}
-        ),
-        "started_at": finished - timedelta(seconds=duration),
-        "finished_at": finished,
-        "duration_s": duration,
-    }
-
-
-def _ledger(e: dict[str, Any], kind: str, run_id: str, when: datetime, saved: float | None) -> dict[str, Any]:
-    return {
-        "dag_id": e["dag_id"],
-        "run_id": run_id,
-        "task_id": e["task_id"],
-        "map_index": -1,
-        "try_number": 1,
-        "kind": kind,
-        "execution_id": e["id"],
-        "pipeline": e["pipeline"],
-        "step": e["step"],
-        "node": e["node"],
-        "saved_s": saved,
-        "reason": None if kind != "ran" else "parameter epochs 3 → 4",
-        "published": "{}",
-        "recorded_at": when,
-    }
-
-
-def fill(url: str, entries: int, seed: int = 7) -> None:
-    """``entries`` executions and twice as many ledger rows (half ran, half reused), through SQL."""
-    from sqlalchemy import insert
-
-    from airflow_valohai_reuse.cache.executions import engine_for
-    from airflow_valohai_reuse.cache.schema import executions, ledger
-
-    rng, now = random.Random(seed), datetime.now(UTC)
-    engine = engine_for(url)
-    started = time.monotonic()
-    made: list[dict[str, Any]] = []
-    for start in range(0, entries, BATCH):
-        batch = [_execution(rng, i, now) for i in range(start, min(entries, start + BATCH))]
-        ran = [_ledger(e, "ran", e["run_id"], e["finished_at"], None) for e in batch]
-        reused = []
-        for _ in batch:
-            source = rng.choice(made or batch)
-            when = source["finished_at"] + timedelta(seconds=rng.uniform(60, 5 * 86400))
-            reused.append(
-                _ledger(source, "reused", f"manual__{uuid.uuid4()}", min(when, now), source["duration_s"])
-            )
-        with engine.begin() as conn:
-            conn.execute(insert(executions), batch)
-            conn.execute(insert(ledger), ran + reused)
-        made.extend(rng.sample(batch, 50))
-    say(f"filled {entries} executions and {2 * entries} ledger rows in {time.monotonic() - started:.0f} s")
 
 
 def _free_port() -> int:
