@@ -1,5 +1,6 @@
-"""The UI's read queries (cache/views.py) on rows written the way nodes write them, and what the pages
-show of them (plugins/display.py). No Airflow server: the pages themselves are checked in test_ui.py."""
+"""The UI's read queries (cache/aggregates.py, cache/rows.py) on rows written the way nodes write them,
+and what the pages show of them (plugins/display.py). No Airflow server: the pages themselves are
+checked in test_ui.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from airflow_valohai_reuse.cache import views
+from airflow_valohai_reuse.cache import aggregates, rows
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.schema import ledger
+from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.plugins import display
 from airflow_valohai_reuse.records import Execution, Kind, Output, Published
 
@@ -58,16 +60,16 @@ def cache(tmp_path):
     return cache
 
 
-def _scope(**kwargs) -> views.Scope:
-    return views.Scope(NOW - timedelta(days=7), **kwargs)
+def _scope(**kwargs) -> Scope:
+    return Scope(NOW - timedelta(days=7), **kwargs)
 
 
 def test_tallies_count_runs_reuses_and_time_saved_per_pipeline_and_step(cache):
     with cache.engine.connect() as conn:
-        days = views.saved_per_day(conn, _scope())
-        (pipeline,), groups = views.tallies(conn, _scope(), "pipeline")
-        steps, step_groups = views.tallies(conn, _scope(), "step")
-    total = views.totals(days)
+        days = aggregates.saved_per_day(conn, _scope())
+        (pipeline,), groups = aggregates.tallies(conn, _scope(), "pipeline")
+        steps, step_groups = aggregates.tallies(conn, _scope(), "step")
+    total = aggregates.totals(days)
     assert (total.ran, total.reused, total.saved_s) == (3, 3, 7260.0)
     assert total.rate == 0.5
     assert (pipeline.name, pipeline.ran, pipeline.reused, groups) == ("nightly", 3, 3, 1)
@@ -79,20 +81,48 @@ def test_tallies_count_runs_reuses_and_time_saved_per_pipeline_and_step(cache):
     assert [d.day for d in days] == [datetime.now(UTC).date()] or len(days) == 2  # past midnight
 
 
+def test_one_tally_query_serves_the_ui_and_stats_with_optional_filters(cache):
+    """Every DAG, any time, one pipeline, by name: what ``valohai-reuse stats`` asks; the same rows as
+    the UI's tallies in another order and without paging."""
+    with cache.engine.begin() as conn:
+        conn.execute(update(ledger).where(ledger.c.run_id == "r1").values(recorded_at=LONG_AGO))
+    with cache.engine.connect() as conn:
+        by_name, groups = aggregates.tallies(conn, Scope(), "step", busiest_first=False, size=None)
+        recent, _ = aggregates.tallies(conn, _scope(), "step")
+        other, none = aggregates.tallies(conn, Scope(pipeline="other"), "pipeline", size=None)
+        found = aggregates.stats(conn, Scope(pipeline="nightly"))
+        counted = aggregates.reuse_counts(conn, ["e1", "e2", "e3"])
+        hidden = aggregates.reuse_counts(conn, ["e1", "e2"], ["other"])
+    assert [(t.name, t.ran, t.reused) for t in by_name] == [("prep", 2, 1), ("train", 1, 2)]
+    assert groups == 2 and (other, none) == ([], 0)
+    assert [(t.name, t.ran, t.reused) for t in recent] == [("prep", 1, 1), ("train", 0, 2)]
+    assert found["pipelines"] == [
+        {
+            "pipeline": "nightly",
+            "executions_run": 3,
+            "executions_reused": 3,
+            "reuse_rate": 0.5,
+            "saved_seconds": 7260.0,
+        }
+    ]
+    assert [row["step"] for row in found["steps"]] == ["prep", "train"]
+    assert (counted, hidden) == ({"e1": 2, "e2": 1}, {})
+
+
 def test_the_window_and_the_readable_dags_narrow_every_figure(cache):
     with cache.engine.begin() as conn:
         conn.execute(update(ledger).where(ledger.c.run_id == "r1").values(recorded_at=LONG_AGO))
     with cache.engine.connect() as conn:
-        total = views.totals(views.saved_per_day(conn, _scope()))
-        hidden = views.totals(views.saved_per_day(conn, _scope(dag_ids=["other"])))
-        entries = views.recent_entries(conn, ["other"])
+        total = aggregates.totals(aggregates.saved_per_day(conn, _scope()))
+        hidden = aggregates.totals(aggregates.saved_per_day(conn, _scope(dag_ids=["other"])))
+        entries = rows.recent_entries(conn, ["other"])
     assert (total.ran, total.reused) == (1, 3)
     assert (hidden.ran, hidden.reused, entries.total, entries.rows) == (0, 0, 0, [])
 
 
 def test_saved_time_by_environment_prices_into_cost(cache):
     with cache.engine.connect() as conn:
-        by_slug = views.saved_by_environment(conn, _scope())
+        by_slug = aggregates.saved_by_environment(conn, _scope())
     assert by_slug == {"gpu": 7200.0, None: 60.0}
     assert display.saved_cost(by_slug, {"gpu": 3.0, "*": 0.6}) == (pytest.approx(6.01), 0.0)
     assert display.saved_cost(by_slug, {"gpu": 3.0}) == (pytest.approx(6.0), 60.0)
@@ -100,9 +130,9 @@ def test_saved_time_by_environment_prices_into_cost(cache):
 
 def test_entries_page_newest_first_with_reuse_counts(cache):
     with cache.engine.connect() as conn:
-        first = views.recent_entries(conn, None, size=2)
-        second = views.recent_entries(conn, None, page=2, size=2)
-        prep_only = views.recent_entries(conn, None, step="prep")
+        first = rows.recent_entries(conn, None, size=2)
+        second = rows.recent_entries(conn, None, page=2, size=2)
+        prep_only = rows.recent_entries(conn, None, step="prep")
     assert [r["id"] for r in first.rows] == ["e3", "e2"] and [r["id"] for r in second.rows] == ["e1"]
     assert (first.total, first.pages, first.has_next, second.has_next) == (3, 2, True, False)
     assert {r["id"]: r["reused_by"] for r in first.rows + second.rows} == {"e3": 0, "e2": 1, "e1": 2}
@@ -112,10 +142,10 @@ def test_entries_page_newest_first_with_reuse_counts(cache):
 
 def test_an_execution_its_source_reusers_and_previous_of_its_step(cache):
     with cache.engine.connect() as conn:
-        found = views.execution(conn, "e1", None)
-        reusers = views.reusers(conn, "e1", None)
-        previous = views.previous(conn, "prep", views.execution(conn, "e3", None)["finished_at"], "e3")
-        assert views.execution(conn, "e1", ["other"]) is None
+        found = rows.execution(conn, "e1", None)
+        reusers = rows.reusers(conn, "e1", None)
+        previous = rows.previous(conn, "prep", rows.execution(conn, "e3", None)["finished_at"], "e3")
+        assert rows.execution(conn, "e1", ["other"]) is None
     assert found["source"] == {"dag_id": "nightly", "run_id": "r1", "task_id": "train", "map_index": -1}
     assert found["components"]["environment"] == {"environment": "gpu"}
     assert [(r["run_id"], r["kind"]) for r in reusers.rows] == [("r3", "pinned"), ("r2", "reused")]
@@ -124,9 +154,9 @@ def test_an_execution_its_source_reusers_and_previous_of_its_step(cache):
 
 def test_a_runs_rows_name_their_source_and_misses_their_reason(cache):
     with cache.engine.connect() as conn:
-        r3 = views.run_view(conn, "nightly", "r3")
-        misses = views.recent_misses(conn, _scope(), size=2)
-        row = views.ledger_row(conn, "nightly", "r3", "train", -1)
+        r3 = rows.run_view(conn, "nightly", "r3")
+        misses = rows.recent_misses(conn, _scope(), size=2)
+        row = rows.ledger_row(conn, "nightly", "r3", "train", -1)
     kinds = {r["task_id"]: (r["kind"], r["source"], r["reason"]) for r in r3.rows}
     assert kinds["train"][0] == "pinned" and kinds["train"][1]["run_id"] == "r1"
     assert kinds["prep"] == ("ran", None, "parameter epochs 2 → 3")
@@ -138,8 +168,8 @@ def test_a_runs_rows_name_their_source_and_misses_their_reason(cache):
 def test_chart_has_a_bar_per_day_scaled_to_the_busiest():
     first = date(2026, 11, 1)
     days = [
-        views.Day(first + timedelta(days=2), 7200.0, 2, 1),
-        views.Day(first + timedelta(days=6), 3600.0, 1, 0),
+        aggregates.Day(first + timedelta(days=2), 7200.0, 2, 1),
+        aggregates.Day(first + timedelta(days=6), 3600.0, 1, 0),
     ]
     chart = display.chart(days, first, first + timedelta(days=6))
     assert len(chart.bars) == 7 and chart.unit == "min"

@@ -17,8 +17,9 @@ from sqlalchemy import (
     update,
 )
 
-from airflow_valohai_reuse.cache import ledger
+from airflow_valohai_reuse.cache import aggregates, ledger
 from airflow_valohai_reuse.cache.schema import executions, migrate
+from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
 from airflow_valohai_reuse.records import Execution, Output, Published
 from airflow_valohai_reuse.settings import cache_timeout_seconds
@@ -160,11 +161,11 @@ class ExecutionCache:
 
     def reuse_counts(self, execution_ids: list[str]) -> dict[str, int]:
         with self.engine.connect() as conn:
-            return ledger.reuse_counts(conn, execution_ids)
+            return aggregates.reuse_counts(conn, execution_ids)
 
     def stats(self, *, since: datetime | None = None, pipeline: str | None = None) -> dict[str, list[dict]]:
         with self.engine.connect() as conn:
-            return ledger.stats(conn, since=since, pipeline=pipeline)
+            return aggregates.stats(conn, Scope(since, pipeline=pipeline))
 
     # Lifecycle: listing, invalidating (who and why are kept), what gc may collect.
     def entries(

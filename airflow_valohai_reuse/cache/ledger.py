@@ -3,7 +3,8 @@
 One row per task instance (``dag_id``, ``run_id``, ``task_id``, ``map_index``), replaced by each try.
 A node's own row is deleted when it starts, so a row is never older than the node's latest try:
 downstream nodes read their upstreams' rows in one query, and fall back to XCom for any row that is
-not there. Views read a run's rows, or the rows that reused one execution.
+not there. ``reuse_from_run`` reads an earlier run's rows (:func:`run_nodes`). The figures summed
+over many rows are in :mod:`~.aggregates`, the UI's pages of rows in :mod:`~.rows`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, insert, select
 
 from airflow_valohai_reuse.cache.schema import ledger
 from airflow_valohai_reuse.records import Kind, Output, Published
@@ -116,50 +117,6 @@ def run_nodes(conn: Connection, pipeline: str, run_id: str) -> list[dict[str, An
         .order_by(ledger.c.node, ledger.c.map_index)
     )
     return [dict(row._mapping) for row in conn.execute(query)]
-
-
-_REUSED = (Kind.REUSED.value, Kind.PINNED.value)
-
-
-def reuse_counts(conn: Connection, execution_ids: Iterable[str]) -> dict[str, int]:
-    """Execution id → how many task instances reused it or were pinned to it."""
-    query = (
-        select(ledger.c.execution_id, func.count())
-        .where(ledger.c.execution_id.in_(list(execution_ids)), ledger.c.kind.in_(_REUSED))
-        .group_by(ledger.c.execution_id)
-    )
-    return {row[0]: row[1] for row in conn.execute(query)}
-
-
-def stats(conn: Connection, *, since: datetime | None, pipeline: str | None) -> dict[str, list[dict]]:
-    """Executions run and reused, the reuse rate and the compute time saved, by pipeline and by step:
-    ran = kind 'ran', reused = kind 'reused' or 'pinned', saved = the sum of ``saved_s``."""
-    ran = func.sum(case((ledger.c.kind == Kind.RAN.value, 1), else_=0))
-    reused = func.sum(case((ledger.c.kind.in_(_REUSED), 1), else_=0))
-    saved = func.coalesce(func.sum(ledger.c.saved_s), 0.0)
-    where = []
-    if since is not None:
-        where.append(ledger.c.recorded_at >= since)
-    if pipeline is not None:
-        where.append(ledger.c.pipeline == pipeline)
-    found: dict[str, list[dict]] = {}
-    for label, column in (("pipelines", ledger.c.pipeline), ("steps", ledger.c.step)):
-        query = select(column, ran, reused, saved).where(*where).group_by(column).order_by(column)
-        key = "pipeline" if label == "pipelines" else "step"
-        found[label] = [counts(key, *row) for row in conn.execute(query)]
-    return found
-
-
-def counts(key: str, name: str | None, ran: int, reused: int, saved: float) -> dict[str, Any]:
-    """One group's figures as ``valohai-reuse stats --json`` and the plugin's JSON API give them."""
-    ran, reused = int(ran or 0), int(reused or 0)
-    return {
-        key: name,
-        "executions_run": ran,
-        "executions_reused": reused,
-        "reuse_rate": round(reused / (ran + reused), 4) if ran + reused else 0.0,
-        "saved_seconds": round(float(saved or 0.0), 3),
-    }
 
 
 def _encode(published: Published) -> dict[str, Any]:

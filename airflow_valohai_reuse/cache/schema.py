@@ -108,7 +108,7 @@ ledger = Table(
     Column("reason", Text),
     Column("published", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
-    # the UI's figures over the last days read only this index (cache/views.py), not the rows
+    # the UI's figures over the last days read only this index (cache/aggregates.py), not the rows
     Index(
         "ix_vr_ledger_window", "recorded_at", "kind", "dag_id", "pipeline", "step", "saved_s", "execution_id"
     ),

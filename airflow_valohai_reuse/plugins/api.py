@@ -10,14 +10,11 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import APIRouter, Depends, Query
 
-from airflow_valohai_reuse.cache import ledger, views
+from airflow_valohai_reuse.cache import aggregates, rows
+from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.plugins import lookups
 
 router = APIRouter(prefix="/api")
-
-
-def _tallies(tallies: list[views.Tally], key: str) -> list[dict[str, Any]]:
-    return [ledger.counts(key, t.name, t.ran, t.reused, t.saved_s) for t in tallies]
 
 
 @router.get("/stats")
@@ -25,11 +22,10 @@ def stats(user: GetUserDep, days: int = Query(7, ge=1, le=3660)) -> dict[str, An
     """Per pipeline and per step over the last ``days``: as ``valohai-reuse stats --json`` prints."""
     from airflow_valohai_reuse.plugins.app import cache_connection
 
-    scope = views.Scope(datetime.now(UTC) - timedelta(days=days), lookups.readable_dags(user))
+    scope = Scope(datetime.now(UTC) - timedelta(days=days), lookups.readable_dags(user))
     with cache_connection() as conn:
-        pipelines, _ = views.tallies(conn, scope, "pipeline", size=1000)
-        steps, _ = views.tallies(conn, scope, "step", size=1000)
-    return {"days": days, "pipelines": _tallies(pipelines, "pipeline"), "steps": _tallies(steps, "step")}
+        found = aggregates.stats(conn, scope, busiest_first=True, size=1000)
+    return {"days": days, **found}
 
 
 @router.get(
@@ -40,7 +36,7 @@ def run(dag_id: str, run_id: str) -> dict[str, Any]:
     from airflow_valohai_reuse.plugins.app import cache_connection
 
     with cache_connection() as conn:
-        view = views.run_view(conn, dag_id, run_id)
+        view = rows.run_view(conn, dag_id, run_id)
     keys = ("task_id", "map_index", "node", "step", "kind", "execution_id", "saved_s", "reason", "source")
     nodes = [{key: row.get(key) for key in keys} for row in view.rows]
     return {"dag_id": dag_id, "run_id": run_id, "saved_seconds": round(view.saved_s, 3), "nodes": nodes}

@@ -5,8 +5,9 @@ Server-rendered HTML that the Airflow UI shows in its frames. Every route needs 
 user: ``get_user`` reads the JWT the UI keeps in its cookie (or a bearer token) and refuses a request
 without one (401) or with a bad one (403); the run and DAG views also ask the auth manager whether the
 user may read that DAG's runs, and the other pages show only the DAGs the user may read. Figures are
-aggregated in SQL and lists are paged (cache/views.py), so a page costs the same with 100 entries or
-100,000. Triggering a run is left to Airflow's REST API, called from the page with the user's session.
+aggregated in SQL (cache/aggregates.py) and lists are paged (cache/rows.py), so a page costs the same
+with 100 entries or 100,000. Triggering a run is left to Airflow's REST API, called from the page with
+the user's session.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection
 
-from airflow_valohai_reuse.cache import views
+from airflow_valohai_reuse.cache import aggregates, rows
+from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
 from airflow_valohai_reuse.plugins import api, display, lookups
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
 
@@ -91,24 +93,24 @@ def dashboard(
     days = days if days in WINDOWS else WINDOWS[0]
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
-    scope = views.Scope(datetime.combine(first, datetime.min.time(), UTC), lookups.readable_dags(user))
+    scope = Scope(datetime.combine(first, datetime.min.time(), UTC), lookups.readable_dags(user))
     prices = price_per_hour()
     with cache_connection() as conn:
-        by_pipeline = views.tallies(conn, scope, "pipeline", page=pipelines, size=10)
-        by_step = views.tallies(conn, scope, "step", page=steps, size=10)
-        cost, unpriced = (
-            display.saved_cost(views.saved_by_environment(conn, scope), prices) if prices else (None, 0.0)
-        )
-        days_found = views.saved_per_day(conn, scope)
+        by_pipeline = aggregates.tallies(conn, scope, "pipeline", page=pipelines, size=10)
+        by_step = aggregates.tallies(conn, scope, "step", page=steps, size=10)
+        cost, unpriced = None, 0.0
+        if prices:
+            cost, unpriced = display.saved_cost(aggregates.saved_by_environment(conn, scope), prices)
+        days_found = aggregates.saved_per_day(conn, scope)
         context = {
-            "totals": views.totals(days_found),
+            "totals": aggregates.totals(days_found),
             "chart": display.chart(days_found, first, today),
             "pipelines": by_pipeline[0],
-            "pipeline_pages": views.Page([], by_pipeline[1], pipelines, 10),
+            "pipeline_pages": rows.Page([], by_pipeline[1], pipelines, 10),
             "steps": by_step[0],
-            "step_pages": views.Page([], by_step[1], steps, 10),
-            "misses": views.recent_misses(conn, scope, page=misses),
-            "entries": views.recent_entries(conn, scope.dag_ids, page=page, size=PAGE),
+            "step_pages": rows.Page([], by_step[1], steps, 10),
+            "misses": rows.recent_misses(conn, scope, page=misses),
+            "entries": rows.recent_entries(conn, scope.dag_ids, page=page, size=PAGE),
         }
     return _page(
         request, "dashboard.html", days=days, windows=WINDOWS, cost=cost, unpriced=unpriced, **context
@@ -123,13 +125,13 @@ def execution_page(
 
     dag_ids = lookups.readable_dags(user)
     with cache_connection() as conn:
-        found = views.execution(conn, execution_id, dag_ids)
+        found = rows.execution(conn, execution_id, dag_ids)
         if found is None:
             return _page(
                 request, "error.html", 404, message=f"No execution {execution_id} that you may read."
             )
-        reusers = views.reusers(conn, execution_id, dag_ids, page=page, size=PAGE)
-        before = views.previous(conn, found["step"], found["finished_at"], execution_id)
+        reusers = rows.reusers(conn, execution_id, dag_ids, page=page, size=PAGE)
+        before = rows.previous(conn, found["step"], found["finished_at"], execution_id)
     changes = None
     if before is not None:
         changes = {"id": before["id"], "words": describe(diff(before["components"], found["components"]))}
@@ -140,11 +142,11 @@ def execution_page(
 def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = None) -> HTMLResponse:
     """A run's nodes, or (``task_id``: the task instance's Reuse tab) one node's."""
     with cache_connection() as conn:
-        view = views.run_view(conn, dag_id, run_id)
+        view = rows.run_view(conn, dag_id, run_id)
     if task_id is not None:
         view.rows = [r for r in view.rows if r["task_id"] == task_id]
     kinds = [r["kind"] for r in view.rows]
-    reused = sum(k in views.REUSED_KINDS for k in kinds)
+    reused = sum(k in REUSED_KINDS for k in kinds)
     return _page(
         request,
         "run.html",
@@ -158,7 +160,7 @@ def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = N
     )
 
 
-def _nodes(view: views.RunView) -> list[dict[str, Any]]:
+def _nodes(view: rows.RunView) -> list[dict[str, Any]]:
     """One row per node of the run; a task node's variants make one row that cannot be pinned."""
     nodes: dict[str, dict[str, Any]] = {}
     for row in view.rows:
@@ -171,7 +173,7 @@ def _nodes(view: views.RunView) -> list[dict[str, Any]]:
 @app.get("/reuse-nodes", response_class=HTMLResponse, dependencies=[RunReader])
 def reuse_nodes_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
     with cache_connection() as conn:
-        view = views.run_view(conn, dag_id, run_id)
+        view = rows.run_view(conn, dag_id, run_id)
     state = lookups.run_state(dag_id, run_id)
     return _page(request, "reuse_nodes.html", dag_id=dag_id, run_id=run_id, nodes=_nodes(view), state=state)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from airflow_valohai_reuse.cache.views import Day
+from airflow_valohai_reuse.cache.aggregates import Day
 
 #: what a missing figure shows (an en dash)
 NONE = "\u2013"

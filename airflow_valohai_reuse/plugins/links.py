@@ -45,18 +45,19 @@ def _published(ti_key: TaskInstanceKey) -> tuple[str, str | None] | None:
     """The execution the task instance published and, if it reused it, the UI path of the task instance
     that ran it; None where the ledger has no row or the cache cannot be read (logged: a link is never
     worth an error page)."""
-    from airflow_valohai_reuse.cache import views
+    from airflow_valohai_reuse.cache import rows
     from airflow_valohai_reuse.cache.executions import engine_for
+    from airflow_valohai_reuse.cache.scope import REUSED_KINDS
     from airflow_valohai_reuse.settings import load_settings
 
     try:
         with engine_for(load_settings().sql_alchemy_conn).connect() as conn:
-            row = views.ledger_row(conn, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+            row = rows.ledger_row(conn, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
             if row is None:
                 return None
-            if row["kind"] not in views.REUSED_KINDS:
+            if row["kind"] not in REUSED_KINDS:
                 return row["execution_id"], None
-            found = views.source(conn, row["execution_id"])
+            found = rows.source(conn, row["execution_id"])
     except Exception as exc:
         log.warning("no extra link for %s: the execution cache cannot be read (%s)", ti_key, exc)
         return None

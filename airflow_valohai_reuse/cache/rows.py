@@ -1,10 +1,11 @@
-"""What the UI reads from the cache database: aggregates computed in SQL and pages of rows.
+"""What the UI lists from the cache database: pages of rows, and the rows of one execution or run.
 
-Nothing here loads a table into Python: every list is a page (``LIMIT``/``OFFSET``) with its total,
-and every figure (runs, reuses, time saved, per day, per environment) is a ``GROUP BY``. ``dag_ids``
-narrows every query to the DAGs a user may read (None: every DAG). Counting follows the run ledger:
-a task instance that ran counts as run, one that reused or was pinned counts as reused, and the time
-a reused row saved is its ``saved_s`` (the source execution's duration).
+Each list is a page (``LIMIT``/``OFFSET``): recorded executions with how often each was reused, and
+the task instances that reused one execution, each with its total; recent misses with whether a next
+page exists (a total would cost a scan of the window). One execution comes with its source task
+instance and the execution of its step before it; a DAG run with its ledger rows; a task instance
+with its row. ``dag_ids`` narrows a query to the DAGs a user may read (None: every DAG). The figures
+are in :mod:`~.aggregates`.
 """
 
 from __future__ import annotations
@@ -12,40 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, and_, case, cast, func, select, true, type_coerce
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, and_, func, select
 
+from airflow_valohai_reuse.cache.aggregates import reuse_counts
 from airflow_valohai_reuse.cache.schema import executions, ledger
+from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope, in_scope, readable
 from airflow_valohai_reuse.records import Kind
-
-REUSED_KINDS = (Kind.REUSED.value, Kind.PINNED.value)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Ledger rows recorded since ``since``, of the DAGs in ``dag_ids`` (None: every DAG)."""
-
-    since: datetime
-    dag_ids: Collection[str] | None = None
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Executions run and reused, and the compute time the reuses saved, of one group."""
-
-    name: str | None
-    ran: int
-    reused: int
-    saved_s: float
-
-    @property
-    def rate(self) -> float:
-        """Reused / (run + reused); 0 where nothing happened."""
-        total = self.ran + self.reused
-        return self.reused / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -68,14 +44,6 @@ class Page:
         return self.more if self.total is None else self.number < (self.pages or 1)
 
 
-@dataclass(frozen=True)
-class Day:
-    day: date
-    saved_s: float
-    reused: int
-    ran: int
-
-
 @dataclass
 class RunView:
     """A run's ledger rows, each with where its execution came from."""
@@ -85,101 +53,6 @@ class RunView:
     @property
     def saved_s(self) -> float:
         return sum(r["saved_s"] or 0.0 for r in self.rows if r["kind"] in REUSED_KINDS)
-
-
-def _dags(column: Any, dag_ids: Collection[str] | None) -> ColumnElement[bool]:
-    return column.in_(sorted(dag_ids)) if dag_ids is not None else true()
-
-
-def _in_scope(scope: Scope) -> ColumnElement[bool]:
-    return and_(ledger.c.recorded_at >= scope.since, _dags(ledger.c.dag_id, scope.dag_ids))
-
-
-def _grouped(column: Any) -> ColumnElement[Any]:
-    """A ledger column to group the window by, as an expression: grouping by the plain column lets
-    SQLite walk that column's own index (a table read per row) instead of the covering index over
-    the window (ix_vr_ledger_window in schema.py). NULL becomes ''."""
-    return func.coalesce(column, "")
-
-
-_RAN = func.coalesce(func.sum(case((ledger.c.kind == Kind.RAN.value, 1), else_=0)), 0)
-_REUSED = func.coalesce(func.sum(case((ledger.c.kind.in_(REUSED_KINDS), 1), else_=0)), 0)
-_SAVED = func.coalesce(func.sum(case((ledger.c.kind.in_(REUSED_KINDS), ledger.c.saved_s), else_=0.0)), 0.0)
-
-
-def totals(days: list[Day]) -> Tally:
-    """The whole window's tally, from its days (one scan of the window serves both)."""
-    return Tally(None, sum(d.ran for d in days), sum(d.reused for d in days), sum(d.saved_s for d in days))
-
-
-def tallies(
-    conn: Connection, scope: Scope, by: str, *, page: int = 1, size: int = 20
-) -> tuple[list[Tally], int]:
-    """One tally per pipeline (``by="pipeline"``) or step, busiest first, one page; and how many
-    groups there are."""
-    column = _grouped({"pipeline": ledger.c.pipeline, "step": ledger.c.step}[by])
-    query = (
-        select(column, _RAN, _REUSED, _SAVED, func.count().over())  # the window: how many groups
-        .where(_in_scope(scope))
-        .group_by(column)
-        .order_by(func.count().desc(), column)
-        .limit(size)
-        .offset((page - 1) * size)
-    )
-    rows = conn.execute(query).all()
-    found = [Tally(r[0] or None, int(r[1]), int(r[2]), float(r[3])) for r in rows]
-    return found, int(rows[0][4]) if rows else 0
-
-
-def saved_per_day(conn: Connection, scope: Scope) -> list[Day]:
-    """Each day of the scope that has rows: time saved, rows reused and run."""
-    day = func.date(ledger.c.recorded_at)
-    query = select(day, _SAVED, _REUSED, _RAN).where(_in_scope(scope)).group_by(day).order_by(day)
-    return [Day(_as_date(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in conn.execute(query)]
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _slug(conn: Connection) -> ColumnElement[Any]:
-    """The environment slug inside an execution's components (JSON kept as text)."""
-    path = ("environment", "environment")
-    if conn.dialect.name == "sqlite":  # SQLite's CAST(... AS JSON) would turn the text into a number
-        return type_coerce(executions.c.components, JSON)[path].as_string()
-    return cast(executions.c.components, JSON)[path].as_string()
-
-
-def saved_by_environment(conn: Connection, scope: Scope) -> dict[str | None, float]:
-    """Seconds saved per environment slug of the reused executions (for a price per hour)."""
-    # per execution first: reuses repeat a few executions, so few components are parsed
-    execution_id = _grouped(ledger.c.execution_id)
-    per_execution = (
-        select(execution_id.label("execution_id"), func.sum(ledger.c.saved_s).label("saved"))
-        .where(_in_scope(scope), ledger.c.kind.in_(REUSED_KINDS))
-        .group_by(execution_id)
-        .subquery()
-    )
-    slug = _slug(conn)
-    query = (
-        select(slug, func.coalesce(func.sum(per_execution.c.saved), 0.0))
-        .select_from(per_execution.join(executions, executions.c.id == per_execution.c.execution_id))
-        .group_by(slug)
-    )
-    return {r[0]: float(r[1]) for r in conn.execute(query)}
-
-
-def _reuse_counts(conn: Connection, ids: list[str], dag_ids: Collection[str] | None) -> dict[str, int]:
-    if not ids:
-        return {}
-    query = (
-        select(ledger.c.execution_id, func.count())
-        .where(
-            ledger.c.execution_id.in_(ids), ledger.c.kind.in_(REUSED_KINDS), _dags(ledger.c.dag_id, dag_ids)
-        )
-        .group_by(ledger.c.execution_id)
-    )
-    return {r[0]: int(r[1]) for r in conn.execute(query)}
 
 
 _ENTRY_COLUMNS = (
@@ -208,7 +81,7 @@ def recent_entries(
     step: str | None = None,
 ) -> Page:
     """Recorded executions, newest first, with how many task instances reused each."""
-    where = [_dags(executions.c.dag_id, dag_ids)]
+    where = [readable(executions.c.dag_id, dag_ids)]
     if step:
         where.append(executions.c.step == step)
     query = (
@@ -219,7 +92,7 @@ def recent_entries(
         .offset((page - 1) * size)
     )
     rows = [dict(r._mapping) for r in conn.execute(query)]
-    counts = _reuse_counts(conn, [r["id"] for r in rows], dag_ids)
+    counts = reuse_counts(conn, [r["id"] for r in rows], dag_ids)
     for row in rows:
         row["outputs"] = json.loads(row["outputs"])
         row["reused_by"] = counts.get(row["id"], 0)
@@ -230,7 +103,7 @@ def recent_entries(
 def execution(conn: Connection, execution_id: str, dag_ids: Collection[str] | None) -> dict[str, Any] | None:
     """One execution with its components, outputs and details decoded."""
     row = conn.execute(
-        select(executions).where(executions.c.id == execution_id, _dags(executions.c.dag_id, dag_ids))
+        select(executions).where(executions.c.id == execution_id, readable(executions.c.dag_id, dag_ids))
     ).first()
     if row is None:
         return None
@@ -268,7 +141,7 @@ def reusers(
     where = and_(
         ledger.c.execution_id == execution_id,
         ledger.c.kind.in_(REUSED_KINDS),
-        _dags(ledger.c.dag_id, dag_ids),
+        readable(ledger.c.dag_id, dag_ids),
     )
     columns = (ledger.c.dag_id, ledger.c.run_id, ledger.c.task_id, ledger.c.map_index, ledger.c.kind)
     query = (
@@ -285,7 +158,7 @@ def reusers(
 
 def recent_misses(conn: Connection, scope: Scope, *, page: int = 1, size: int = 10) -> Page:
     """Task instances that ran, newest first, with why they were not reused."""
-    where = and_(_in_scope(scope), ledger.c.kind == Kind.RAN.value)
+    where = and_(in_scope(scope), ledger.c.kind == Kind.RAN.value)
     columns = (ledger.c.dag_id, ledger.c.run_id, ledger.c.task_id, ledger.c.map_index, ledger.c.step)
     query = (
         select(*columns, ledger.c.execution_id, ledger.c.reason, ledger.c.recorded_at)
