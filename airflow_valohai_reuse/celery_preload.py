@@ -5,7 +5,8 @@ compose stack does): the Celery worker imports this module when it starts, so ev
 forks begins with the package, the Docker client, boto3 with S3's service model, SQLAlchemy and the
 PostgreSQL driver already loaded. A reused node's task instance then took 0.78 s instead of 0.95 s
 on a 2-CPU machine (``python -m bench --only cluster`` shows the effect under load). Only modules
-are loaded here: no connection or client is made before the fork.
+are loaded here, and botocore's data parsed into the loader the package's S3 clients share (a client
+is made for that and dropped; no request is made and no connection is opened before the fork).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 
 import boto3  # noqa: F401
-import botocore.session
 import docker  # noqa: F401
 import sqlalchemy  # noqa: F401
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
@@ -22,11 +22,12 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 import airflow_valohai_reuse.cache.failopen
 import airflow_valohai_reuse.factory.dropin
 import airflow_valohai_reuse.operators.reusable_docker  # noqa: F401
+from airflow_valohai_reuse.stores.s3 import warm
 
 with contextlib.suppress(ImportError):
     import psycopg2  # noqa: F401
 
-# the S3 client's service model, which each new client otherwise reads and parses from disk
-botocore.session.get_session().get_component("data_loader").load_service_model("s3", "service-2")
+# S3's service model and endpoints, parsed into the loader every S3 client of the package shares
+warm()
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG
