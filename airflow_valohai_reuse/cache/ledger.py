@@ -98,16 +98,6 @@ def read(conn: Connection, dag_id: str, run_id: str, task_ids: Iterable[str]) ->
     return found
 
 
-def run_entries(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Every row of one DAG run, for a view of the run: task, map index, kind, execution."""
-    query = (
-        select(ledger)
-        .where(ledger.c.dag_id == dag_id, ledger.c.run_id == run_id)
-        .order_by(ledger.c.task_id, ledger.c.map_index)
-    )
-    return [dict(row._mapping) for row in conn.execute(query)]
-
-
 def run_nodes(conn: Connection, pipeline: str, run_id: str) -> list[dict[str, Any]]:
     """What each node of one run of a pipeline published: node, map index, kind, execution id
     (``reuse_from_run``). A node that failed or never ran has no row."""
