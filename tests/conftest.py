@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from local_airflow import free_port
+
 _HOME = Path(tempfile.mkdtemp(prefix="vr-airflow-home-"))
 (_HOME / "dags").mkdir()
 os.environ.update(
@@ -111,9 +113,7 @@ def s3(tmp_path, monkeypatch):
     artifacts, and the artifact store in s3://artifacts/store. Yields a boto3 client and the log."""
     import boto3
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path / "moto.log"
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],

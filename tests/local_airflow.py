@@ -101,11 +101,15 @@ class LocalAirflow:
         run = self.api(f"dags/{dag_id}/dagRuns", "POST", {"logical_date": None, "conf": conf or {}})
         return run["dag_run_id"]
 
-    def finished(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
+    def finished(
+        self, dag_id: str, run_id: str, timeout: float = 180, state: Callable[[], str] | None = None
+    ) -> str:
+        """The run's final state, read through ``api`` or, where another client reads it, ``state``."""
         path = f"dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+        read = state or (lambda: self.api(path)["state"])
         return wait(
             f"run {run_id} finished",
-            lambda: (s := self.api(path)["state"]) in ("success", "failed") and s,
+            lambda: (s := read()) in ("success", "failed") and s,
             self.process,
             self.log,
             timeout,

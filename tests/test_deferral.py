@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from local_airflow import free_port, wait
 from workers import ROOT, pause_first
 
 pytestmark = pytest.mark.slow
@@ -35,12 +35,6 @@ with DAG("other_work", schedule=None):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Deployment:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -50,7 +44,7 @@ class Deployment:
             shutil.copy(ROOT / "dags" / name, dags / name)
         shutil.copytree(FLIGHT, dags / "flight")
         (dags / "other_work.py").write_text(OTHER_DAG)
-        api = _free_port()
+        api = free_port()
         self.env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -62,8 +56,8 @@ class Deployment:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__PORT": str(api),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'cache.db'}",
@@ -90,11 +84,7 @@ class Deployment:
             return []
 
     def wait(self, what: str, done, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not reached\n{self.log.read_text()[-5000:]}")
-            time.sleep(0.5)
+        wait(what, done, self.process, self.log, timeout)
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         out = subprocess.run(

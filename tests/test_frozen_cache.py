@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from local_airflow import free_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from workers import Worker, kill_group, wait_for_container
@@ -40,12 +40,6 @@ def _as_postgres(*command: str) -> None:
     subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivatePostgres:
     """A PostgreSQL server of this module's own, in a temporary folder owned by ``postgres``."""
 
@@ -53,7 +47,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="vr-frozen-pg-"))
         shutil.chown(self.root, "postgres")
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
 
     def start(self) -> None:

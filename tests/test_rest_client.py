@@ -7,75 +7,32 @@ LocalExecutor), on a free port with its own home."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from local_airflow import LocalAirflow
 
 pytestmark = pytest.mark.slow
 
 client = pytest.importorskip("airflow_client.client")
 
-ROOT = Path(__file__).resolve().parent.parent
 DAG = "nightly-training"
 NODES = ("preprocess", "train", "evaluate")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, docker_client):
-    """scripts/airflow-local.sh on a free port: its URL and admin password; stopped with SIGINT."""
-    home = tmp_path_factory.mktemp("airflow-local")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env |= {"AIRFLOW_LOCAL_PORT": str(port), "AIRFLOW_LOCAL_HOME": str(home / "home")}
-    log = home / "airflow-local.log"
-    process = subprocess.Popen(
-        [str(ROOT / "scripts" / "airflow-local.sh")],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    running = LocalAirflow(tmp_path_factory.mktemp("airflow-local"))
     try:
-        deadline = time.monotonic() + 240
-        while "is unpaused" not in log.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"airflow-local.sh did not get ready:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        password = re.search(r"login: admin / (\S+)", log.read_text()).group(1)
-        yield f"http://127.0.0.1:{port}", password, home / "home"
+        yield running.ready()
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=90)
+        running.stop()
 
 
 @pytest.fixture(scope="module")
 def api(airflow):
-    """An ApiClient holding a token from the auth manager's /auth/token."""
-    url, password, _ = airflow
-    anonymous = client.ApiClient(client.Configuration(host=url))
-    answer = anonymous.call_api(
-        "POST",
-        f"{url}/auth/token",
-        header_params={"Content-Type": "application/json"},
-        body={"username": "admin", "password": password},
-    )
-    answer.read()
-    token = json.loads(answer.data)["access_token"]
-    return client.ApiClient(client.Configuration(host=url, access_token=token))
+    """An ApiClient holding the token the auth manager's /auth/token gave the harness."""
+    return client.ApiClient(client.Configuration(host=airflow.url, access_token=airflow.token))
 
 
 def _trigger(api, conf: dict) -> str:
@@ -83,13 +40,10 @@ def _trigger(api, conf: dict) -> str:
     return client.DagRunApi(api).trigger_dag_run(DAG, body).dag_run_id
 
 
-def _wait(api, run_id: str, timeout: float = 180) -> str:
+def _wait(airflow, api, run_id: str) -> str:
+    """The run's final state, read through the client."""
     runs = client.DagRunApi(api)
-    deadline = time.monotonic() + timeout
-    while (state := str(runs.get_dag_run(DAG, run_id).state.value)) not in ("success", "failed"):
-        assert time.monotonic() < deadline, f"run {run_id} still {state} after {timeout} s"
-        time.sleep(1)
-    return state
+    return airflow.finished(DAG, run_id, state=lambda: str(runs.get_dag_run(DAG, run_id).state.value))
 
 
 def _published(api, run_id: str) -> dict[str, dict]:
@@ -128,14 +82,14 @@ def _refused(api, conf: dict) -> str:
     return str(refused.value.body)
 
 
-def test_the_whole_flow_through_the_rest_client(api):
+def test_the_whole_flow_through_the_rest_client(airflow, api):
     first = _trigger(api, {})
-    assert _wait(api, first) == "success"
+    assert _wait(airflow, api, first) == "success"
     ran = {node: _value(x) for node, x in _published(api, first).items()}
     assert {x["kind"] for x in ran.values()} == {"ran"}
 
     second = _trigger(api, {})
-    assert _wait(api, second) == "success"
+    assert _wait(airflow, api, second) == "success"
     again = {node: _value(x) for node, x in _published(api, second).items()}
     assert {node: x["kind"] for node, x in again.items()} == dict.fromkeys(NODES, "reused")
     assert {node: x["execution_id"] for node, x in again.items()} == {
@@ -183,9 +137,9 @@ def test_the_whole_flow_through_the_rest_client(api):
     assert "```yaml" in doc and "name: nightly-training" in doc and "### Edges" in doc
 
 
-def test_reuse_from_run_and_refusals_through_the_rest_client(api):
+def test_reuse_from_run_and_refusals_through_the_rest_client(airflow, api):
     first = _trigger(api, {})
-    assert _wait(api, first) == "success"
+    assert _wait(airflow, api, first) == "success"
     source = _value(_published(api, first)["preprocess"])["execution_id"]
 
     conf = {
@@ -194,7 +148,7 @@ def test_reuse_from_run_and_refusals_through_the_rest_client(api):
         "reuse_execution": True,  # a typo: accepted by Airflow, reported by the tasks
     }
     third = _trigger(api, conf)
-    assert _wait(api, third) == "success"
+    assert _wait(airflow, api, third) == "success"
     published = {node: _value(x) for node, x in _published(api, third).items()}
     assert published["preprocess"]["kind"] == "pinned"
     assert published["preprocess"]["execution_id"] == source
@@ -207,7 +161,7 @@ def test_reuse_from_run_and_refusals_through_the_rest_client(api):
     assert "reuse_from_run" in _refused(api, {"reuse_from_run": {"run_id": first, "nodes": ["nope"]}})
 
     bad = _trigger(api, {"reuse_nodes": {"preprocess": "no-such-execution"}})
-    assert _wait(api, bad) == "failed"
+    assert _wait(airflow, api, bad) == "failed"
     log = _log(api, bad, "preprocess")
     line = "reuse_nodes: node 'preprocess': no successful execution with id 'no-such-execution'"
     events = [entry.get("event") for entry in log]
