@@ -22,6 +22,7 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 import airflow_valohai_reuse.cache.failopen
 import airflow_valohai_reuse.factory.dropin
 import airflow_valohai_reuse.operators.reusable_docker  # noqa: F401
+from airflow_valohai_reuse.pipeline.pipelinefile import validator
 from airflow_valohai_reuse.stores.s3 import warm
 
 with contextlib.suppress(ImportError):
@@ -29,5 +30,7 @@ with contextlib.suppress(ImportError):
 
 # S3's service model and endpoints, parsed into the loader every S3 client of the package shares
 warm()
+# valohai-yaml's schema validator, which each task process's parse of its DAG file would build
+validator()
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG

@@ -120,7 +120,6 @@ def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules) -> DAG:
         start_date=START_DATE,
         catchup=False,
         tags=["valohai"],
-        params=_params(a),
         fail_fast=rules.regime is Regime.FAIL_FAST,
     )
 
@@ -151,4 +150,8 @@ def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[st
         tasks[source] >> tasks[target]
     add_approvals(dag, a, rules, tasks)
     add_status_task(dag, rules)
+    # The Params are set once the tasks exist: a task made in a DAG with Params deep-copies them (once
+    # per class in its hierarchy), which made most of a 100-node DAG's build time, and a run gives
+    # every task the DAG's Params anyway.
+    dag.params = _params(a)
     return dag

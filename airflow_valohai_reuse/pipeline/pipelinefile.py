@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
@@ -27,14 +28,15 @@ def _schema_problem(exc: ValidationErrors) -> tuple[str, str | None]:
     return f"schema: {message}{more}", where
 
 
-def _validator() -> Draft202012Validator:
-    """valohai-yaml's schema validator, built for one parse.
+@functools.cache
+def validator() -> Draft202012Validator:
+    """valohai-yaml's schema validator, built once per process (a Celery worker builds it before it
+    forks task processes, each of which parses its DAG file).
 
     ``valohai_yaml.validate`` checks valohai-yaml's own schema against the JSON Schema metaschema
     once per process, and its reference registry, rebuilt for every top-level item, crawls the
-    whole schema again each time. A DAG file is parsed in a new process, so both were paid on every
-    parse and cost more than validating a 100-node pipeline. Here the packaged schema is used as it
-    is and crawled once: the same errors, in the same order.
+    whole schema again each time: more than validating a 100-node pipeline costs. Here the packaged
+    schema is used as it is and crawled once: the same errors, in the same order.
     """
     schema = get_json_schema()
     try:
@@ -48,7 +50,7 @@ def _validator() -> Draft202012Validator:
 
 
 def _validate(data: list) -> None:
-    errors = list(_validator().iter_errors(data))
+    errors = list(validator().iter_errors(data))
     if errors:
         raise ValidationErrors(errors)
 
