@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 
+import airflow.timetables.simple  # noqa: F401  (what a DAG's first creation in a process imports)
 import boto3  # noqa: F401
 import docker  # noqa: F401
 import sqlalchemy  # noqa: F401
@@ -21,6 +22,8 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 
 import airflow_valohai_reuse.cache.failopen
 import airflow_valohai_reuse.factory.dropin
+import airflow_valohai_reuse.factory.factory
+import airflow_valohai_reuse.operators.approval  # the approval tasks' human-in-the-loop operator
 import airflow_valohai_reuse.operators.reusable_docker  # noqa: F401
 from airflow_valohai_reuse.pipeline.pipelinefile import validator
 from airflow_valohai_reuse.stores.s3 import warm
