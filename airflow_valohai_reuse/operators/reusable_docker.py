@@ -22,21 +22,15 @@ from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
 from airflow_valohai_reuse.operators.publishing import Publisher
 from airflow_valohai_reuse.operators.runcontrol import check_start
+from airflow_valohai_reuse.operators.runpins import refuse, run_pins
 from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.failures import RunRules
-from airflow_valohai_reuse.pipeline.options import (
-    REUSE_FROM_RUN,
-    REUSE_NODES,
-    reuse_on,
-    unknown_keys,
-    unknown_keys_warning,
-)
+from airflow_valohai_reuse.pipeline.options import reuse_on
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.pipeline.stepdef import render_script
 from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
 from airflow_valohai_reuse.reuse.image import identity, image_identity, in_background
-from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
@@ -119,7 +113,7 @@ class ReusableDockerOperator(DockerOperator):
         cache = open_cache(settings.sql_alchemy_conn, self.log)
         if getattr(context["ti"], "try_number", None) != 1:
             cache.forget(self._key(context))  # no reader may take the previous try's row for this one's
-        pins, refused = self._pins(context, cache)
+        pins, refused = run_pins(context, self.pipeline, self.node.node, cache, self.log)
         pin = pinned(self.node.node, pins)
         if pin is not None:
             self.log.info("node pinned to execution %s", pin.execution.id)
@@ -163,27 +157,6 @@ class ReusableDockerOperator(DockerOperator):
             if not keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 
-    def _pins(self, context: Context, cache: Cache) -> tuple[dict[str, Execution], ManualReuseError | None]:
-        """The run's pins (``reuse_nodes``, ``reuse_from_run``) that hold, and the refusal of those
-        that do not. A refused pin fails its own node's task at once, in one line; any other node may
-        still reuse, but fails the same way where it would start a container, so none starts."""
-        params = context["params"]
-        conf = getattr(context.get("dag_run"), "conf", None) or {}
-        unknown = unknown_keys(conf, self.pipeline.parameters)
-        if unknown:
-            self.log.warning("%s", unknown_keys_warning(unknown, self.pipeline.parameters))
-        try:
-            pins = check_pins(params.get(REUSE_NODES), self.pipeline, cache, params.get(REUSE_FROM_RUN))
-        except ManualReuseError as exc:
-            if exc.stops(self.node.node):
-                self._refuse(exc)
-            return exc.accepted, exc
-        return pins, None
-
-    def _refuse(self, refused: ManualReuseError) -> None:
-        self.log.error("%s", refused.concerning(self.node.node))
-        raise SystemExit(1) from None  # the one exception Airflow logs without a traceback
-
     def _show_command(self, resolved: Resolved, settings: Settings) -> None:
         """The command as the UI's rendered fields show it; secret parameter values masked there."""
         container.mask_secrets({}, resolved.parameters, settings.secret_env_patterns)
@@ -213,7 +186,7 @@ class ReusableDockerOperator(DockerOperator):
         self.log.info("not reused: %s%s", found.reason, against)
         with flight:
             if job.refused is not None:  # another node's pin is refused: no container starts
-                self._refuse(job.refused)
+                refuse(job.refused, self.node.node, self.log)
             if flight.taken_over is not None:
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
