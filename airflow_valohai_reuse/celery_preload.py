@@ -2,11 +2,11 @@
 
 Set ``[celery] celery_config_options = airflow_valohai_reuse.celery_preload.CELERY_CONFIG`` (the
 compose stack does): the Celery worker imports this module when it starts, so every task process it
-forks begins with the package, the Docker client, boto3 with S3's service model, SQLAlchemy and the
-PostgreSQL driver already loaded. A reused node's task instance then took 0.78 s instead of 0.95 s
-on a 2-CPU machine (``python -m bench --only cluster`` shows the effect under load). Only modules
-are loaded here, and botocore's data parsed into the loader the package's S3 clients share (a client
-is made for that and dropped; no request is made and no connection is opened before the fork).
+forks begins with the package, the Docker client, boto3, SQLAlchemy and the PostgreSQL driver
+loaded, botocore's data parsed into the loader the package's S3 clients share (a client is made for
+that and dropped), and valohai-yaml's schema validator built. No request is made and no connection is
+opened before the fork. A reused node's task instance alone on a worker of a 2-CPU machine takes
+0.30 s (``python -m bench --only cluster`` shows the effect under load).
 """
 
 from __future__ import annotations
