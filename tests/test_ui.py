@@ -137,7 +137,12 @@ def test_run_view_lists_each_node_reused_with_its_source_and_time_saved(browser,
         "the source task instance's page", lambda: "/tasks/preprocess" in browser.driver.current_url
     )
     assert quote(first, safe="") in browser.driver.current_url or first in browser.driver.current_url
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, 'iframe[title="Reuse"]')
+    # the address changes first; the UI then renders the task page in place of the run's Reuse tab
+    browser.until(
+        "the Reuse frame replaced by the task page",
+        lambda: not browser.driver.find_elements(By.CSS_SELECTOR, 'iframe[title="Reuse"]'),
+        timeout=30,
+    )
     browser.open(f"dags/{DAG}/runs/{quote(first, safe='')}/plugin/reuse")
     text = browser.frame("Reuse", "nodes run")
     assert "nodes run\n3" in text and "no earlier successful execution of step 'preprocess'" in text
