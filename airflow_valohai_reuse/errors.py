@@ -27,6 +27,14 @@ class ParameterError(ValohaiReuseError):
         self.name, self.value, self.problem = name, value, problem
         super().__init__(f"parameter {name!r} = {value!r} {problem}")
 
+    def hidden(self) -> ParameterError:
+        """The same error for a parameter named like a secret: neither the value nor the problem,
+        which may quote it, is shown."""
+        problem = "is refused by its declaration" if str(self.value) in self.problem else self.problem
+        error = ParameterError(self.name, None, problem)
+        error.args = (f"parameter {self.name!r} (its value not shown: a secret) {problem}",)
+        return error
+
 
 class InputError(ValohaiReuseError):
     def __init__(self, name: str, problem: str) -> None:

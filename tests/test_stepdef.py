@@ -68,6 +68,21 @@ def test_bad_value_names_parameter_and_value():
         resolve_parameters(STEP, {"nope": 1})
 
 
+def test_a_refused_value_of_a_secret_named_parameter_is_not_quoted():
+    from airflow_valohai_reuse.pipeline.stepdef import DEFAULT_SECRET_PATTERNS
+
+    step = parse(
+        "- step:\n    name: s\n    image: busybox\n    command: run\n"
+        "    parameters:\n      - {name: api_token, type: integer, default: 1}\n"
+    ).steps["s"]
+    with pytest.raises(ParameterError) as refused:
+        resolve_parameters(step, {"api_token": "hunter2-not-a-number"}, DEFAULT_SECRET_PATTERNS)
+    assert "hunter2" not in str(refused.value) and "api_token" in str(refused.value)
+    # the same value of a parameter named otherwise is quoted, as any bad value is
+    with pytest.raises(ParameterError, match="hunter2-not-a-number"):
+        resolve_parameters(step, {"api_token": "hunter2-not-a-number"})
+
+
 def test_command_is_rendered_by_valohai_yaml_with_values_quoted():
     script = render_script(STEP, resolve_parameters(STEP, {"tag": "a b; rm -rf /"}))
     assert script.splitlines() == [

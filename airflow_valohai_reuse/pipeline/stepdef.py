@@ -107,8 +107,20 @@ def normalize_value(parameter: Parameter, value: Any) -> Any:
         raise ParameterError(parameter.name, value, "; ".join(str(e) for e in exc.errors)) from None
 
 
-def resolve_parameters(step: Step, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Effective parameter values: defaults, then ``given``; optional unset parameters are left out."""
+def resolve_parameters(
+    step: Step, given: Mapping[str, Any], secret_patterns: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Effective parameter values: defaults, then ``given``; optional unset parameters are left out.
+    A refused value of a parameter named like a secret (``secret_patterns``) is not quoted."""
+    try:
+        return _resolve_parameters(step, given)
+    except ParameterError as exc:
+        if exc.value is not None and is_secret(exc.name, secret_patterns):
+            raise exc.hidden() from None
+        raise
+
+
+def _resolve_parameters(step: Step, given: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(given) - set(step.parameters))
     if unknown:
         raise ParameterError(unknown[0], given[unknown[0]], f"is not a parameter of step {step.name!r}")

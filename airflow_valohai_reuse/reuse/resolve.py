@@ -146,7 +146,8 @@ def resolve(
     ``image_id`` is asked last, so a slow answer from the Docker daemon overlaps the rest."""
     step = node.step
     stat_cache = cache.project_stats(str(node.repository.resolve()))
-    parameters = resolve_parameters(step, given_parameters(node, params, upstream, variant, logger))
+    given = given_parameters(node, params, upstream, variant, logger)
+    parameters = resolve_parameters(step, given, settings.secret_env_patterns)
     variables = environment_values(step, given_environment(node, upstream))
     code_root, code = _code(node, stat_cache, settings)
     inputs = identify_inputs(node, upstream, inputs_dir, stat_cache, settings.aws_conn_id)
