@@ -92,3 +92,22 @@ def test_artifact_changed_in_the_store_is_not_reused_and_is_healed(reuse_env, s3
     assert client.get_object(Bucket="artifacts", Key=key)["Body"].read() == b"3\n"
     third = run(dag, docker_client)
     assert third.xcoms["count"]["reused_from"] == second.xcoms["count"]["execution_id"]
+
+
+def test_a_hit_verifies_its_outputs_at_once_and_finds_each_missing_one(reuse_env, s3, tmp_path):
+    from airflow_valohai_reuse.stores.base import open_store, verify_all
+
+    client, _ = s3
+    store = open_store("s3://artifacts/store")
+    checks = []
+    for i in range(6):
+        body = f"output {i}\n".encode()
+        path = tmp_path / f"o{i}"
+        path.write_bytes(body)
+        digest = hashlib.sha256(body).hexdigest()
+        checks.append((store.put(path, digest, len(body)), len(body), digest))
+    assert verify_all(store, checks) == [True] * 6
+    client.delete_object(Bucket="artifacts", Key=checks[2][0].removeprefix("s3://artifacts/"))
+    wrong_size = (checks[4][0], checks[4][1] + 1, checks[4][2])
+    found = verify_all(store, [*checks[:4], wrong_size, checks[5]])
+    assert found == [True, True, False, True, False, True]

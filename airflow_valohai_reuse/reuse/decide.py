@@ -16,7 +16,7 @@ from airflow_valohai_reuse.cache.lease import Flight, Held
 from airflow_valohai_reuse.fingerprint.components import Fingerprint, describe, diff
 from airflow_valohai_reuse.records import Execution
 from airflow_valohai_reuse.reuse.resolve import Resolved
-from airflow_valohai_reuse.stores.base import ArtifactStore
+from airflow_valohai_reuse.stores.base import ArtifactStore, verify_all
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def find_reusable(
     hit = cache.lookup(fingerprint.digest)
     if hit is None:
         return None
-    missing = [o.name for o in hit.outputs if not store.exists(o.uri, o.size, o.checksum)]
+    there = verify_all(store, [(o.uri, o.size, o.checksum) for o in hit.outputs])
+    missing = [o.name for o, found in zip(hit.outputs, there, strict=True) if not found]
     store.flush()
     if missing:
         logger.warning(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -41,6 +42,16 @@ class ArtifactStore(Protocol):
     def flush(self) -> None:
         """Make the store's own bookkeeping (checksums it learned) durable."""
         ...
+
+
+def verify_all(store: ArtifactStore, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
+    """:meth:`ArtifactStore.exists` of each (URI, size, sha256). A store whose checks are network
+    round trips (``concurrent_checks`` above 1: S3, one HEAD request each) is asked them at once."""
+    width = min(getattr(store, "concurrent_checks", 1), len(checks))
+    if width <= 1:
+        return [store.exists(*check) for check in checks]
+    with ThreadPoolExecutor(width, thread_name_prefix="valohai-reuse-verify") as pool:
+        return list(pool.map(lambda check: store.exists(*check), checks))
 
 
 def file_uri_path(uri: str) -> Path:

@@ -109,6 +109,8 @@ class S3Store:
     """Artifacts under ``s3://bucket/prefix/sha256/<ab>/<sha256>``, uploaded with their SHA-256."""
 
     scheme = "s3"
+    #: HEAD requests a hit's verification makes at once (boto3 clients are thread-safe)
+    concurrent_checks = 16
 
     def __init__(self, uri: str, conn_id: str) -> None:
         self.bucket, prefix = split(uri.rstrip("/") + "/")
