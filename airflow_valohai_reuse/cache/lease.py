@@ -54,9 +54,11 @@ class Held:
         return f"{place} on {who.get('hostname')} (pid {who.get('pid')}), since {self.acquired_at:%H:%M:%S}Z"
 
 
-def owner_info(**where: Any) -> dict[str, Any]:
-    """Who holds a lease, for the waiting side's log: never more than task coordinates."""
-    return {**where, "hostname": socket.gethostname(), "pid": os.getpid()}
+def owner_info(hostname: str | None = None, **where: Any) -> dict[str, Any]:
+    """Who holds a lease, for the waiting side's log: never more than task coordinates. ``hostname``:
+    the name Airflow gives the worker (``[core] hostname_callable``), as its UI shows it; the
+    machine's own name otherwise."""
+    return {**where, "hostname": hostname or socket.gethostname(), "pid": os.getpid()}
 
 
 class Leases:

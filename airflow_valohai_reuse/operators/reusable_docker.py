@@ -226,6 +226,7 @@ class ReusableDockerOperator(DockerOperator):
     def _owner(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         return owner_info(
+            hostname=getattr(ti, "hostname", None),
             dag_id=self.dag_id,
             run_id=context["run_id"],
             task_id=self.task_id,
