@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
+from airflow_valohai_reuse.runtime.commitcode import COMMITS_DIR
+
 if TYPE_CHECKING:
     import logging
 
@@ -176,11 +178,17 @@ def _mounted(client: APIClient, leaving: set[str]) -> list[str]:
 
 
 def _unused_work_dirs(work_dir: Path, cutoff: float, used: list[str]) -> list[Path]:
+    """Node work folders, and copies of commits' trees, that nothing used since ``cutoff``. The
+    commits' folder itself is never a candidate: each tree in it is, aged by its last use."""
     if not work_dir.is_dir():
         return []
+    commits = work_dir / COMMITS_DIR
+    candidates = [folder for folder in work_dir.iterdir() if folder != commits]
+    if commits.is_dir() and not commits.is_symlink():
+        candidates += commits.iterdir()
     return sorted(
         folder
-        for folder in work_dir.iterdir()
+        for folder in candidates
         if folder.is_dir()
         and not folder.is_symlink()
         and not _in_use(folder, used)

@@ -26,6 +26,8 @@ from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.commits import CommitRef
 
 MANIFEST = ".valohai-reuse-manifest.json"
+#: the folder of ``work_dir`` that holds the trees' copies; gc ages each tree by its last use
+COMMITS_DIR = "commits"
 _MODES = {"100644": False, "100755": True}  # regular files; links (120000) and submodules are left out
 
 
@@ -104,10 +106,11 @@ def _write(ref: CommitRef, entries: list[tuple[str, str, bool]], root: Path) -> 
 
 def commit_files(ref: CommitRef, work_dir: Path) -> CommitFiles:
     """The tree's files under ``work_dir``, written on first use and read from the manifest after."""
-    root = work_dir / "commits" / ref.tree
+    root = work_dir / COMMITS_DIR / ref.tree
     manifest = root / MANIFEST
     if manifest.exists():
         data = json.loads(manifest.read_text())
+        os.utime(root)  # used now: `valohai-reuse gc` keeps a tree used within its minimum age
         return CommitFiles(root, {name: (sha, bool(x)) for name, (sha, x) in data.items()})
     root.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{ref.tree}.", dir=root.parent))
