@@ -163,9 +163,12 @@ _out: TextIO = sys.stdout
 
 
 def _separate_results_from_logs() -> TextIO:
-    """Keep the real stdout for results and point file descriptor 1 (where logs go) at stderr."""
+    """Keep the real stdout for results and point file descriptor 1 (where logs go) at stderr.
+
+    Results are UTF-8; a name that is not (a file name's undecodable bytes, kept as surrogates) is
+    printed with those bytes escaped (``\udcff``) rather than failing the command."""
     sys.stdout.flush()
-    results = os.fdopen(os.dup(1), "w", buffering=1)
+    results = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
     os.dup2(2, 1)
     return results
 
