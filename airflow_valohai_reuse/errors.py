@@ -23,17 +23,16 @@ class PipelineFileError(ValohaiReuseError):
 
 
 class ParameterError(ValohaiReuseError):
-    def __init__(self, name: str, value: Any, problem: str) -> None:
+    def __init__(self, name: str, value: Any, problem: str, *, shown: bool = True) -> None:
         self.name, self.value, self.problem = name, value, problem
-        super().__init__(f"parameter {name!r} = {value!r} {problem}")
+        what = f"= {value!r}" if shown else "(its value not shown: a secret)"
+        super().__init__(f"parameter {name!r} {what} {problem}")
 
     def hidden(self) -> ParameterError:
-        """The same error for a parameter named like a secret: neither the value nor the problem,
-        which may quote it, is shown."""
+        """The same error for a parameter named like a secret: neither the value nor a problem that
+        quotes it is shown."""
         problem = "is refused by its declaration" if str(self.value) in self.problem else self.problem
-        error = ParameterError(self.name, None, problem)
-        error.args = (f"parameter {self.name!r} (its value not shown: a secret) {problem}",)
-        return error
+        return ParameterError(self.name, None, problem, shown=False)
 
 
 class InputError(ValohaiReuseError):

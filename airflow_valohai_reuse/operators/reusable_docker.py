@@ -6,7 +6,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -224,14 +224,7 @@ class ReusableDockerOperator(DockerOperator):
         return identity(self.docker_url, self.image, lambda: self.cli, self.log)
 
     def _owner(self, context: Context) -> dict[str, Any]:
-        ti = context["ti"]
-        return owner_info(
-            hostname=getattr(ti, "hostname", None),
-            dag_id=self.dag_id,
-            run_id=context["run_id"],
-            task_id=self.task_id,
-            map_index=getattr(ti, "map_index", -1),
-        )
+        return owner_info(hostname=getattr(context["ti"], "hostname", None), **asdict(self._key(context)))
 
     def _key(self, context: Context) -> TaskKey:
         map_index = getattr(context["ti"], "map_index", -1)
