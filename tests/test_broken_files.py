@@ -53,3 +53,18 @@ def test_every_refusal_is_justified_in_the_docs():
     table = (BROKEN.parent.parent.parent / "docs" / "valohai-yaml-support.md").read_text()
     missing = [kind for kind in EXPECTED if f"| `{kind}.yaml` |" not in table]
     assert not missing, f"refusals without a row in docs/valohai-yaml-support.md: {missing}"
+
+
+def test_a_task_for_another_dag_neither_validates_nor_refuses_a_broken_file():
+    """A worker parsing its DAG file for one task builds only that DAG: a file whose pipelines and steps
+    are named otherwise is not validated, so its mistake neither fails nor slows the task."""
+    path = BROKEN / "missing-image.yaml"  # step "a", refused by the schema
+    assert build_dags(path, only_dag_id="basic") == {}
+    with pytest.raises(PipelineFileError, match="'image' is a required property"):
+        build_dags(path, only_dag_id="step_a")  # the step's own DAG id is still read in full
+
+
+@pytest.mark.parametrize("kind", ["not-a-list", "yaml-syntax"])
+def test_a_file_whose_names_cannot_be_read_is_read_in_full_for_any_dag(kind):
+    with pytest.raises(PipelineFileError, match=EXPECTED[kind]):
+        build_dags(BROKEN / f"{kind}.yaml", only_dag_id="basic")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.operators.nodeactions import fire
@@ -55,9 +56,14 @@ class Publisher:
         return self.push(published)
 
     def publish(self, published: Published, **what: Any) -> dict[str, Any] | None:
-        """Publish an execution this task did not record: the ledger row, then the XCom."""
-        self.cache.publish(self.entry(published, **what))
-        return self.push(published)
+        """Publish an execution this task did not record: the ledger row, written while the XCom is
+        pushed (a downstream task reads either only once this one has ended)."""
+        entry = self.entry(published, **what)
+        writing = in_background(lambda: self.cache.publish(entry), "ledger-row")
+        try:
+            return self.push(published)
+        finally:
+            writing()
 
     def push(self, published: Published) -> dict[str, Any] | None:
         value = published.as_xcom()

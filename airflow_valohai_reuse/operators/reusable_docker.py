@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
+from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, owner_info
 from airflow_valohai_reuse.cache.ledger import TaskKey
@@ -30,7 +31,7 @@ from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.pipeline.stepdef import render_script
 from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
-from airflow_valohai_reuse.reuse.image import identity, image_identity, in_background
+from airflow_valohai_reuse.reuse.image import identity, image_identity
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
@@ -119,7 +120,7 @@ class ReusableDockerOperator(DockerOperator):
             self.log.info("node pinned to execution %s", pin.execution.id)
             fire(self.node, When.STARTING, context, self.log, parameters=pin.execution.parameters)
             return self._publisher(context, cache).reuse(pin.execution, Kind.PINNED)
-        image_id = in_background(self._image_id)  # the daemon answers while the ledger is read
+        image_id = in_background(self._image_id, "image-identity")  # answered while the ledger is read
         upstream = read_upstream(
             self.node,
             cache=cache,

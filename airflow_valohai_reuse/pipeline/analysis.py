@@ -24,9 +24,10 @@ from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, comm
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
 from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 from airflow_valohai_reuse.pipeline.lint import lint
-from airflow_valohai_reuse.pipeline.pipelinefile import load_config
+from airflow_valohai_reuse.pipeline.pipelinefile import declared_names, load_config
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
+from airflow_valohai_reuse.pipeline.stepdags import PREFIX as STEP_PREFIX
 from airflow_valohai_reuse.pipeline.stepdags import step_pipelines
 from airflow_valohai_reuse.pipeline.stepdef import effective_step
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep, sweep_for, sweep_notes
@@ -55,6 +56,8 @@ def analyses(
     path: str | Path, repository: str | Path | None, prefix: str, only_dag_id: str | None
 ) -> Iterator[tuple[str, Analysis]]:
     path = Path(path).resolve()
+    if only_dag_id is not None and not _may_define(path, prefix, only_dag_id):
+        return  # a task's worker wants one DAG: another file is neither validated nor analysed
     config = load_config(path)
     repo = Path(repository).resolve() if repository else path.parent
     settings = load_settings()
@@ -83,6 +86,16 @@ def analyses(
     for _, analysis in found:
         analysis.notes += warnings
     yield from found
+
+
+def _may_define(path: Path, prefix: str, dag_id: str) -> bool:
+    """Whether the file may define DAG ``dag_id``: one of its pipelines or steps has that id, or its
+    names cannot be read without a full read."""
+    names = declared_names(path)
+    if names is None:
+        return True
+    candidates = [*names["pipeline"], *(STEP_PREFIX + step for step in names["step"])]
+    return any(prefix + safe_id(name) == dag_id for name in candidates)
 
 
 def _node_config(

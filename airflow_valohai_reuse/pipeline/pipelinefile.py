@@ -67,6 +67,28 @@ def load_config(path: str | Path) -> Config:
         raise _syntax_error(exc, path) from None
 
 
+def declared_names(path: str | Path) -> dict[str, set[str]] | None:
+    """The names of the pipelines and steps (``{"pipeline": …, "step": …}``) a valohai.yaml declares,
+    read without validating it; None where it is not plainly a list of named items (a full read
+    then says what is wrong)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(data, list):
+        return None
+    names: dict[str, set[str]] = {"pipeline": set(), "step": set()}
+    for item in data:
+        for kind, found in names.items():
+            if isinstance(item, dict) and kind in item:
+                body = item[kind]
+                if not (isinstance(body, dict) and isinstance(body.get("name"), str)):
+                    return None
+                found.add(body["name"])
+    return names
+
+
 def parse_config_text(text: str, label: str) -> Config:
     """Parse and validate a valohai.yaml given as text (another commit's); ``label`` names it in errors."""
     try:

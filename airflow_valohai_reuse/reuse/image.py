@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,28 +58,3 @@ def hook_client(docker_url: str | None) -> Any:
 
     url = docker_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
     return DockerHook(docker_conn_id=None, base_url=url).api_client
-
-
-def in_background(ask: Callable[[], str]) -> Callable[[], str]:
-    """``ask`` started on a thread now; the function returned waits for its answer, or raises its
-    error. A node asks the Docker daemon for the image's ID, a few milliseconds of waiting, while it
-    reads the run ledger and its files."""
-    answers: list[tuple[bool, Any]] = []
-
-    def run() -> None:
-        try:
-            answers.append((True, ask()))
-        except BaseException as exc:  # handed to the caller, which raises it where it waits
-            answers.append((False, exc))
-
-    thread = threading.Thread(target=run, name="valohai-reuse-image-identity", daemon=True)
-    thread.start()
-
-    def answer() -> str:
-        thread.join()
-        ok, value = answers[0]
-        if not ok:
-            raise value
-        return value
-
-    return answer

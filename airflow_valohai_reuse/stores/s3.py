@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,8 +57,40 @@ def _hook_class() -> type:
     return SharedLoaderS3Hook
 
 
+#: clients made before a worker forked, by the identity of the connection they were made from
+_made_before_fork: dict[str, Any] = {}
+
+
+def _identity(hook: Any) -> str | None:
+    """A digest of everything a client made from the hook's connection depends on, where that is all in
+    the connection (its own access keys, no role to assume, no profile); None otherwise."""
+    config = hook.conn_config
+    own_keys = config.aws_access_key_id and config.aws_secret_access_key
+    if not own_keys or config.role_arn or config.profile_name:
+        return None
+    fields = [
+        config.conn_id,
+        config.conn_type,
+        config.aws_access_key_id,
+        config.aws_secret_access_key,
+        config.aws_session_token,
+        config.region_name,
+        config.endpoint_url,
+        config.verify,
+        config.extra_config,
+    ]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _client(conn_id: str) -> Any:
-    return _hook_class()(aws_conn_id=conn_id).get_conn()
+    """An S3 client from the connection as it is now: the one made before the fork where the connection
+    still has the identity it had then, else a new one."""
+    hook = _hook_class()(aws_conn_id=conn_id)
+    if _made_before_fork:
+        made = _made_before_fork.get(_identity(hook) or "")
+        if made is not None:
+            return made
+    return hook.get_conn()
 
 
 def warm() -> None:
@@ -67,6 +101,21 @@ def warm() -> None:
     session = boto3.session.Session(aws_access_key_id="-", aws_secret_access_key="-", region_name="us-east-1")
     session._session.register_component("data_loader", _loader())
     session.client("s3")
+
+
+def make_before_fork(conn_id: str) -> bool:
+    """Make the client of ``conn_id`` once, before a worker forks, when the connection is defined in the
+    environment (``AIRFLOW_CONN_…``) with its own access keys: each task process then takes it instead
+    of making its own (about 30 ms of CPU each), for as long as the connection it reads is the same.
+    No request is made. Returns whether a client was made."""
+    if f"AIRFLOW_CONN_{conn_id.upper()}" not in os.environ:
+        return False  # read elsewhere, the connection needs a task's context
+    hook = _hook_class()(aws_conn_id=conn_id)
+    key = _identity(hook)
+    if key is None:
+        return False  # credentials from a role, a profile or the environment: each task resolves them
+    _made_before_fork[key] = hook.get_conn()
+    return True
 
 
 def split(uri: str) -> tuple[str, str]:
