@@ -11,7 +11,8 @@ Two baselines, the same three-task chain of EmptyOperators: one whose tasks carr
 ``on_execute_callback``, so that, like any task, they are queued to Celery and run by a worker
 (what a reused node costs beyond that is the package's share); and a plain one, which the
 scheduler marks succeeded without sending it to a worker at all (reported only: it measures the
-scheduler, not a worker). Batches alternate, and each figure is a median.
+scheduler, not a worker). Batches alternate, five of each (their walls vary by seconds with the
+scheduler's timing), and each figure is a median.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def run(options: Options) -> dict:
         tasks: dict[str, list[float]] = {dag_id: [] for dag_id in dags}
         for dag_id in dags:  # warm-up: the workers' first parses of each DAG file
             batch(cluster, dag_id)
-        for _ in range(options.repeats(3, 1)):
+        for _ in range(options.repeats(5, 1)):
             for dag_id in dags:
                 wall, runs = batch(cluster, dag_id)
                 times[dag_id].append(wall)
