@@ -39,7 +39,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--only", nargs="*", help="run only these modules")
     args = parser.parse_args()
-    modules = list(dict.fromkeys(g.module for g in GOALS if not args.only or g.module in args.only))
+    known = list(dict.fromkeys(g.module for g in GOALS))
+    unknown = [m for m in args.only or () if m not in known]
+    if unknown:
+        alone = " (bench.dashboard runs alone: python -m bench.dashboard)" if "dashboard" in unknown else ""
+        names = ", ".join(unknown)
+        parser.error(f"no module {names} in python -m bench{alone}; its modules: {', '.join(known)}")
+    modules = [m for m in known if not args.only or m in args.only]
     figures: dict = {}
     errors: dict = {}
     for module in modules:
