@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_airflow import free_port, wait
+from local_airflow import free_port, status, wait
 from workers import ROOT, pause_first
 
 pytestmark = pytest.mark.slow
@@ -45,6 +45,7 @@ class Deployment:
         shutil.copytree(FLIGHT, dags / "flight")
         (dags / "other_work.py").write_text(OTHER_DAG)
         api = free_port()
+        self.api = f"http://localhost:{api}"
         self.env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -55,7 +56,7 @@ class Deployment:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__API__PORT": str(api),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -122,6 +123,13 @@ class Deployment:
                 time.sleep(0.2)
 
 
+def _answers(url: str) -> bool:
+    try:
+        return status(url)[0] == 200
+    except OSError:  # not listening yet
+        return False
+
+
 @pytest.fixture
 def deployment(tmp_path):
     running = Deployment(tmp_path / "home")
@@ -134,6 +142,8 @@ def test_waiting_node_defers_and_frees_its_worker_slot(deployment, docker_client
         "both DAGs parsed",
         lambda: {r[0] for r in deployment.query("select dag_id from dag")} >= {"flight", "other_work"},
     )
+    # the tasks' Execution API calls go to the API server, which may start after the DAGs are parsed
+    deployment.wait("API server", lambda: _answers(f"{deployment.api}/api/v2/monitor/health"))
     since = time.time()
     run_a = deployment.trigger("flight", {"seconds": 10})
     container = pause_first(docker_client, since, {"io.valohai-reuse.run-id": run_a})

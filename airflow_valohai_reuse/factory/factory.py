@@ -28,6 +28,25 @@ log = logging.getLogger(__name__)
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
+_STEP = "it is the step's {} in valohai.yaml, which the node's fingerprint covers"
+#: node-task arguments that ``operator_kwargs`` may not set, and why: each is decided by valohai.yaml
+#: or by the factory, and given here it would be overwritten when the node runs, or change what runs
+#: without changing the fingerprint (a false hit)
+NOT_TAKEN = {
+    "image": _STEP.format("image"),
+    "command": _STEP.format("command"),
+    "environment": _STEP.format("environment-variables"),
+    "private_environment": _STEP.format("environment-variables"),
+    "env_file": _STEP.format("environment-variables"),
+    "entrypoint": "a node's command runs in /bin/sh -c, as on Valohai",
+    "working_dir": "a node runs in /valohai/repository, as on Valohai",
+    "mounts": "a node's mounts are the /valohai tree it stages",
+    **dict.fromkeys(
+        ("task_id", "task_display_name", "dag", "node", "pipeline", "variant", "rules"),
+        "it is set from the pipeline's node",
+    ),
+}
+
 
 def build_dags(
     path: str | Path,
@@ -42,9 +61,14 @@ def build_dags(
 
     ``schedules`` maps DAG ids (or pipeline names) to a schedule; ``repository`` is the code folder
     mounted as /valohai/repository (default: the file's folder); ``operator_kwargs`` go to every
-    node task (``docker_url``, ``network_mode``, ``retries``…); ``only_dag_id`` builds one DAG.
+    node task (``docker_url``, ``network_mode``, ``retries``…; what valohai.yaml decides is refused,
+    see :data:`NOT_TAKEN`); ``only_dag_id`` builds one DAG.
     """
     kwargs = dict(operator_kwargs or {})
+    refused = [key for key in kwargs if key in NOT_TAKEN]
+    if refused:
+        key = refused[0]
+        raise TypeError(f"build_dags: operator_kwargs cannot set {key!r}: {NOT_TAKEN[key]}")
     return {
         dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs)
         for dag_id, analysis in analyses(path, repository, dag_id_prefix, only_dag_id)
