@@ -246,3 +246,21 @@ def test_plan_view_gives_the_same_answer_as_the_command(airflow, browser, runs):
     assert lines and all(line in text for line in lines), (lines, text)
     assert "preprocess: hit" in text and "train: miss, runs: parameter epochs 3 → 5" in text
     browser.shot("plan")
+
+
+def test_run_view_of_a_failed_run_lists_the_nodes_without_a_result_with_their_state(airflow, browser, runs):
+    """A refused pin fails its node: the run's Reuse tab lists what was reused and, apart, the nodes that
+    published nothing with Airflow's state; the failed node's own Reuse tab says it published nothing."""
+    failed = airflow.trigger(DAG, {"reuse_nodes": {"train": "no-such-execution"}})
+    assert airflow.finished(DAG, failed) == "failed"
+    browser.open(f"dags/{DAG}/runs/{quote(failed, safe='')}/plugin/reuse")
+    text = browser.frame("Reuse", "Without a result")
+    assert "nodes reused\n1" in text and "nodes run\n0" in text
+    rows = {line.split()[0]: line for line in text.split("Without a result")[1].splitlines() if line.strip()}
+    assert "failed" in rows["train"] and "upstream failed" in rows["evaluate"], text
+    assert "preprocess" not in rows  # reused: listed above, with its source
+    browser.shot("run-view-failed")
+    browser.open(f"dags/{DAG}/runs/{quote(failed, safe='')}/tasks/train/plugin/task-reuse")
+    text = browser.frame("Reuse", "Without a result")
+    assert "No node of this task has published an execution (run failed)" in text
+    assert "evaluate" not in text and "failed" in text.split("Without a result")[1]

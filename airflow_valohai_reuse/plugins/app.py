@@ -143,8 +143,14 @@ def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = N
     """A run's nodes, or (``task_id``: the task instance's Reuse tab) one node's."""
     with cache_connection() as conn:
         view = rows.run_view(conn, dag_id, run_id)
+    published = {(r["task_id"], r["map_index"]) for r in view.rows}
+    # nodes that published nothing (failed, upstream failed, skipped, not run yet), with Airflow's state
+    unpublished = [
+        n for n in lookups.node_states(dag_id, run_id) if (n["task_id"], n["map_index"]) not in published
+    ]
     if task_id is not None:
         view.rows = [r for r in view.rows if r["task_id"] == task_id]
+        unpublished = [n for n in unpublished if n["task_id"] == task_id]
     kinds = [r["kind"] for r in view.rows]
     reused = sum(k in REUSED_KINDS for k in kinds)
     return _page(
@@ -154,6 +160,7 @@ def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = N
         run_id=run_id,
         task_id=task_id,
         view=view,
+        unpublished=unpublished,
         reused=reused,
         ran=len(kinds) - reused,
         state=lookups.run_state(dag_id, run_id),

@@ -1,5 +1,5 @@
 """What the pages ask Airflow (in the API server, where its metadata database may be read): which DAGs a
-user may read, a run's state, and which valohai.yaml a DAG was built from."""
+user may read, a run's state and its node tasks' states, and which valohai.yaml a DAG was built from."""
 
 from __future__ import annotations
 
@@ -28,6 +28,25 @@ def run_state(dag_id: str, run_id: str) -> str | None:
     with create_session() as session:
         state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     return str(state) if state is not None else None
+
+
+def node_states(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The run's node task instances (``ReusableDockerOperator``) with their Airflow state: task id, map
+    index, state (None: not scheduled yet), in task id order."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
+
+    query = (
+        select(TI.task_id, TI.map_index, TI.state)
+        .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.operator == ReusableDockerOperator.__name__)
+        .order_by(TI.task_id, TI.map_index)
+    )
+    with create_session() as session:
+        found = session.execute(query).all()
+    return [{"task_id": t, "map_index": i, "state": str(s) if s is not None else None} for t, i, s in found]
 
 
 def _dag_file(dag_id: str) -> str | None:
