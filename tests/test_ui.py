@@ -259,6 +259,7 @@ def test_run_view_of_a_failed_run_lists_the_nodes_without_a_result_with_their_st
     rows = {line.split()[0]: line for line in text.split("Without a result")[1].splitlines() if line.strip()}
     assert "failed" in rows["train"] and "upstream failed" in rows["evaluate"], text
     assert "preprocess" not in rows  # reused: listed above, with its source
+    assert list(rows).index("train") < list(rows).index("evaluate")  # in the pipeline's order
     browser.shot("run-view-failed")
     browser.open(f"dags/{DAG}/runs/{quote(failed, safe='')}/tasks/train/plugin/task-reuse")
     text = browser.frame("Reuse", "Without a result")

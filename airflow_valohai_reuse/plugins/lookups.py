@@ -32,7 +32,8 @@ def run_state(dag_id: str, run_id: str) -> str | None:
 
 def node_states(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """The run's node task instances (``ReusableDockerOperator``) with their Airflow state: task id, map
-    index, state (None: not scheduled yet), in task id order."""
+    index, state (None: not scheduled yet); upstream nodes first (Airflow weighs a task by what follows
+    it), then by task id."""
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -42,7 +43,7 @@ def node_states(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     query = (
         select(TI.task_id, TI.map_index, TI.state)
         .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.operator == ReusableDockerOperator.__name__)
-        .order_by(TI.task_id, TI.map_index)
+        .order_by(TI.priority_weight.desc(), TI.task_id, TI.map_index)
     )
     with create_session() as session:
         found = session.execute(query).all()
