@@ -34,6 +34,7 @@ import airflow_valohai_reuse.operators.approval  # the approval tasks' human-in-
 import airflow_valohai_reuse.operators.reusable_docker  # noqa: F401
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.statcache import BatchStatCache
+from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.pipeline.pipelinefile import validator
 from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.stores.s3 import make_before_fork, warm
@@ -56,20 +57,20 @@ def _open_cache(url: str) -> None:
         cache.engine.dispose()
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-
-
 def _before_fork() -> None:
     try:
         settings = load_settings()
+    except Exception as exc:  # each task reads them itself, and says there what is wrong
+        log.warning("valohai-reuse: nothing made before forking: settings unreadable (%s)", first_line(exc))
+        return
+    try:
         _open_cache(settings.sql_alchemy_conn)
     except Exception as exc:  # each task opens the cache itself, and warns there if it is still down
-        log.warning("valohai-reuse: the execution cache was not opened before forking (%s)", _first_line(exc))
+        log.warning("valohai-reuse: the execution cache was not opened before forking (%s)", first_line(exc))
     try:
-        make_before_fork(load_settings().aws_conn_id)
+        make_before_fork(settings.aws_conn_id)
     except Exception as exc:  # each task makes its own client
-        log.warning("valohai-reuse: no S3 client was made before forking (%s)", _first_line(exc))
+        log.warning("valohai-reuse: no S3 client was made before forking (%s)", first_line(exc))
 
 
 # S3's service model and endpoints, parsed into the loader every S3 client of the package shares

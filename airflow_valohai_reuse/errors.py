@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's cause in one line, for a warning or a report: its message's first line, or its class."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ValohaiReuseError(Exception):
     """Base class of every error this package raises on purpose."""
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.settings import Settings
 
 #: the bound on each wait of ``db upgrade``: run once at deployment, it may wait for a slow database
@@ -30,11 +31,6 @@ class Finding:
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.what}: {self.detail}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _schema_state(version: int | None) -> tuple[bool, str]:
@@ -74,7 +70,7 @@ def check_cache(settings: Settings) -> Finding:
         finally:
             engine.dispose()
     except Exception as exc:  # a missing driver, DNS, refused, authentication: each is the finding
-        return Finding(what, False, _first_line(exc))
+        return Finding(what, False, first_line(exc))
     return Finding(what, *_schema_state(version))
 
 
@@ -100,7 +96,7 @@ def check_store(settings: Settings) -> Finding:
         found = store.exists(uri, len(body), sha256)
         store.delete(uri)
     except Exception as exc:  # a store error, a permission, a refused connection: each is the finding
-        return Finding(what, False, f"not writable: {_first_line(exc)}")
+        return Finding(what, False, f"not writable: {first_line(exc)}")
     if not found:
         return Finding(what, False, f"a probe written to {uri} could not be found again")
     return Finding(what, True, "writable (a probe was written, found and deleted)")
@@ -125,7 +121,7 @@ def check_docker(settings: Settings) -> Finding:
         client = connect(settings.docker_url)
         version = client.version().get("Version", "?")
     except Exception as exc:  # refused, missing socket, permission: each is the finding
-        return Finding(what, False, f"unreachable: {_first_line(exc)}")
+        return Finding(what, False, f"unreachable: {first_line(exc)}")
     return Finding(what, True, f"reachable, Docker {version}")
 
 

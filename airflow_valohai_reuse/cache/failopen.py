@@ -19,6 +19,7 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Held, Leases
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
+from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
 from airflow_valohai_reuse.records import Execution, Published
 
@@ -167,6 +168,7 @@ def open_cache(url: str, logger: logging.Logger = log) -> Cache:
     try:
         return FailOpenCache(ExecutionCache(url), logger)
     except (SQLAlchemyError, ImportError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logger.warning("execution cache unavailable (%s): the node runs and nothing is recorded", cause)
+        logger.warning(
+            "execution cache unavailable (%s): the node runs and nothing is recorded", first_line(exc)
+        )
         return NullCache()
