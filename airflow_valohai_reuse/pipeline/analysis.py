@@ -24,7 +24,7 @@ from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, comm
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
 from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 from airflow_valohai_reuse.pipeline.lint import lint
-from airflow_valohai_reuse.pipeline.pipelinefile import declared_names, load_config
+from airflow_valohai_reuse.pipeline.pipelinefile import config_of, declared_names, read_items
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
 from airflow_valohai_reuse.pipeline.stepdags import PREFIX as STEP_PREFIX
@@ -56,9 +56,10 @@ def analyses(
     path: str | Path, repository: str | Path | None, prefix: str, only_dag_id: str | None
 ) -> Iterator[tuple[str, Analysis]]:
     path = Path(path).resolve()
-    if only_dag_id is not None and not _may_define(path, prefix, only_dag_id):
+    data = read_items(path)
+    if only_dag_id is not None and not _may_define(data, prefix, only_dag_id):
         return  # a task's worker wants one DAG: another file is neither validated nor analysed
-    config = load_config(path)
+    config = config_of(data, path)
     repo = Path(repository).resolve() if repository else path.parent
     settings = load_settings()
     project = load_project_config(path, settings.code_scope)
@@ -88,10 +89,10 @@ def analyses(
     yield from found
 
 
-def _may_define(path: Path, prefix: str, dag_id: str) -> bool:
-    """Whether the file may define DAG ``dag_id``: one of its pipelines or steps has that id, or its
-    names cannot be read without a full read."""
-    names = declared_names(path)
+def _may_define(data: object, prefix: str, dag_id: str) -> bool:
+    """Whether a valohai.yaml's YAML may define DAG ``dag_id``: one of its pipelines or steps has that
+    id, or its names cannot be read without parsing it."""
+    names = declared_names(data)
     if names is None:
         return True
     candidates = [*names["pipeline"], *(STEP_PREFIX + step for step in names["step"])]

@@ -57,25 +57,29 @@ def _validate(data: list) -> None:
 
 def load_config(path: str | Path) -> Config:
     """Parse and validate one valohai.yaml, or raise PipelineFileError."""
+    return config_of(read_items(path), path)
+
+
+def read_items(path: str | Path) -> object:
+    """A valohai.yaml's YAML, not yet checked; PipelineFileError where it cannot be read or parsed."""
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            return _parse(yaml.load(handle, Loader=_Loader), path)
+            return yaml.load(handle, Loader=_Loader)
     except OSError as exc:
         raise PipelineFileError(path, f"cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, path) from None
 
 
-def declared_names(path: str | Path) -> dict[str, set[str]] | None:
-    """The names of the pipelines and steps (``{"pipeline": …, "step": …}``) a valohai.yaml declares,
-    read without validating it; None where it is not plainly a list of named items (a full read
-    then says what is wrong)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)
-    except (OSError, yaml.YAMLError):
-        return None
+def config_of(data: object, path: str | Path) -> Config:
+    """:func:`read_items`'s result validated and parsed, or PipelineFileError."""
+    return _parse(data, str(path))
+
+
+def declared_names(data: object) -> dict[str, set[str]] | None:
+    """The names of the pipelines and steps (``{"pipeline": …, "step": …}``) in a valohai.yaml's YAML,
+    not validated; None where it is not plainly a list of named items (parsing it says what is wrong)."""
     if not isinstance(data, list):
         return None
     names: dict[str, set[str]] = {"pipeline": set(), "step": set()}
