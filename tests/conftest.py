@@ -6,6 +6,7 @@ any test module imports it.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import socket
@@ -37,6 +38,28 @@ IMAGE = "valohai-reuse-example:busybox"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 #: fixtures that need Docker, PostgreSQL or a server: a test asking for one is slow
 SLOW_FIXTURES = {"docker_client", "postgres_url", "s3"}
+#: a test (set-up and teardown included) still going after this long is hung: every thread's stack
+#: goes to stderr and the run ends, so that a hang is reported at once instead of using up CI's time
+#: (the longest test, the fresh clone's set-up and fast suite, takes about five minutes)
+HUNG_AFTER_S = 1200
+_STDERR = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the terminal's stderr, not the capture of the test that hangs
+    config.stash[_STDERR] = os.dup(sys.__stderr__.fileno())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """End the run, with every thread's stack, if this test hangs: a thread timer in C, which fires
+    even while the test waits in a C call that signals cannot interrupt (libpq, a socket)."""
+    stderr = item.config.stash[_STDERR]
+    faulthandler.dump_traceback_later(HUNG_AFTER_S, exit=True, file=stderr)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -49,6 +49,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.port = free_port()
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
+        self._stopped: list[int] = []
 
     def start(self) -> None:
         _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
@@ -64,26 +65,35 @@ class PrivatePostgres:
 
     def new_database(self) -> str:
         name = f"vr_frozen_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(f"{self.url}/postgres", isolation_level="AUTOCOMMIT")
+        # bounded, so that a server left frozen fails the set-up instead of hanging it
+        admin = create_engine(
+            f"{self.url}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 10}
+        )
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
         return f"{self.url}/{name}"
 
     def _pids(self) -> list[int]:
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        pid_file = self.data / "postmaster.pid"
+        if not pid_file.exists():
+            return []  # not started, or stopped
+        postmaster = int(pid_file.read_text().split()[0])
         children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
         return [postmaster, *map(int, children.split())]
 
     def freeze(self) -> None:
         """Stop the postmaster first, so that it forks no backend the list would miss."""
-        for pid in self._pids():
+        self._stopped = self._pids()
+        for pid in self._stopped:
             os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        for pid in self._pids():
+        """Every process stopped, and every one there now (a backend forked just before the stop)."""
+        for pid in {*self._stopped, *self._pids()}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+        self._stopped = []
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
@@ -182,6 +192,56 @@ def test_new_connection_to_a_frozen_cache_times_out(private_pg, cache_url):
         opened_s, error = _timed(lambda: ExecutionCache(cache_url))
     print(f"\nfrozen cache: opening it failed after {opened_s:.2f} s")
     assert error is not None and opened_s < 3 * TIMEOUT_S
+
+
+def _opening(url: str) -> threading.Thread:
+    """A thread that opens the cache at ``url`` (on a frozen server: it waits out the connect timeout)."""
+
+    def attempt() -> None:
+        with contextlib.suppress(SQLAlchemyError):
+            ExecutionCache(url)
+
+    return threading.Thread(target=attempt, daemon=True)
+
+
+#: long enough for a thread to be waiting in its connect, well within the connect timeout
+IN_CONNECT_S = TIMEOUT_S / 3
+
+
+def test_a_frozen_cache_holds_up_no_other_cache_of_the_process(private_pg, cache_url, tmp_path):
+    opening = _opening(cache_url)
+    with private_pg.frozen():
+        opening.start()
+        time.sleep(IN_CONNECT_S)
+        ExecutionCache(f"sqlite:///{tmp_path / 'other.db'}").lookup("a" * 64)
+        other_done_first = opening.is_alive()
+    opening.join(10 * TIMEOUT_S)
+    assert other_done_first, "opening another cache waited for the frozen one"
+
+
+def test_a_child_forked_while_a_cache_is_being_opened_opens_caches(private_pg, cache_url, tmp_path):
+    """A lock held by another thread at the fork is never released in the child: it must not be used."""
+    opening = _opening(cache_url)
+    with private_pg.frozen():
+        opening.start()
+        time.sleep(IN_CONNECT_S)
+        pid = os.fork()
+        if pid == 0:  # the child: no thread is opening anything here
+            code = 1
+            try:
+                ExecutionCache(f"sqlite:///{tmp_path / 'child.db'}").lookup("a" * 64)
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 10 * TIMEOUT_S
+    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if waited == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    opening.join(10 * TIMEOUT_S)
+    assert waited != (0, 0), f"the forked child hung opening a cache for {10 * TIMEOUT_S} s"
+    assert os.waitstatus_to_exitcode(waited[1]) == 0
 
 
 def test_cache_connections_carry_libpq_bounds(cache_url):

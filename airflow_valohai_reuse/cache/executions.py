@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,19 @@ def _execution(row: Any) -> Execution:
 
 
 _engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
+#: one lock per URL, held while its engine is made and its schema checked: a cache database that is
+#: slow to answer holds up only the callers of its own URL
+_making: dict[str, threading.Lock] = {}
+_making_lock = threading.Lock()
+
+
+def _forget_locks() -> None:
+    """A forked child starts with free locks: one that another thread held at the fork stays held."""
+    global _making, _making_lock
+    _making, _making_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -64,9 +77,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def engine_for(url: str) -> Engine:
     """One engine per URL and process, with the tables created on first use.
 
-    Every wait for the database is bounded by ``cache_timeout_seconds`` (see dbtimeouts.py).
+    Every wait for the database is bounded by ``cache_timeout_seconds`` (see timeouts.py).
     """
-    with _engines_lock:
+    engine = _engines.get(url)
+    if engine is not None:
+        return engine
+    with _making_lock:
+        lock = _making.setdefault(url, threading.Lock())
+    with lock:
         engine = _engines.get(url)
         if engine is None:
             engine = bounded_engine(url, cache_timeout_seconds())
