@@ -86,7 +86,9 @@ class PrivatePostgres:
         """Stop the postmaster first, so that it forks no backend the list would miss."""
         self._stopped = self._pids()
         for pid in self._stopped:
-            os.kill(pid, signal.SIGSTOP)
+            # a backend listed may have exited since: that of a connection just closed often has
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
         """Every process stopped, and every one there now (a backend forked just before the stop)."""
@@ -97,8 +99,8 @@ class PrivatePostgres:
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
-        self.freeze()
         try:
+            self.freeze()
             yield
         finally:
             self.thaw()
