@@ -263,5 +263,7 @@ def test_run_view_of_a_failed_run_lists_the_nodes_without_a_result_with_their_st
     browser.shot("run-view-failed")
     browser.open(f"dags/{DAG}/runs/{quote(failed, safe='')}/tasks/train/plugin/task-reuse")
     text = browser.frame("Reuse", "Without a result")
-    assert "No node of this task has published an execution (run failed)" in text
+    assert "No node of this task has published an execution (run failed)." in text
+    assert "appear here as they finish" not in text  # the run is over: no node will appear
     assert "evaluate" not in text and "failed" in text.split("Without a result")[1]
+    browser.shot("task-view-failed")
