@@ -117,7 +117,7 @@ def baseline(tmp_path_factory, docker_client):
     if not client.images.list(name="valohai-reuse-matrix:other"):
         ctx = tmp_path_factory.mktemp("image")
         (ctx / "Dockerfile").write_text("FROM valohai-reuse-example:busybox\nRUN echo other > /other\n")
-        client.images.build(path=str(ctx), tag="valohai-reuse-matrix:other")
+        client.images.build(path=str(ctx), tag="valohai-reuse-matrix:other", rm=True)  # no container left
     root = tmp_path_factory.mktemp("matrix")
     env = {
         "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'cache.db'}",
