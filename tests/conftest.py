@@ -40,7 +40,7 @@ POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 SLOW_FIXTURES = {"docker_client", "postgres_url", "s3"}
 #: a test (set-up and teardown included) still going after this long is hung: every thread's stack
 #: goes to stderr and the run ends, so that a hang is reported at once instead of using up CI's time
-#: (the longest test, the fresh clone's set-up and fast suite, takes about five minutes)
+#: (the longest tests take under two minutes; the fresh clone's own bounds add up to 15 minutes)
 HUNG_AFTER_S = 1200
 _STDERR = pytest.StashKey[int]()
 

@@ -32,12 +32,12 @@ def test_readme_set_up_and_fast_tests_pass_in_a_clone_without_shared(tmp_path):
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     assert not (clone.parent / "shared").exists()
 
-    setup, setup_s = _run([str(clone / "scripts" / "setup.sh")], clone, 900)
+    setup, setup_s = _run([str(clone / "scripts" / "setup.sh")], clone, 600)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
 
     report = tmp_path / "report.xml"
     command = [".venv/bin/python", "-m", "pytest", "-m", "not slow", "-p", "no:cacheprovider"]
-    tests, tests_s = _run([*command, f"--junitxml={report}"], clone, 600)
+    tests, tests_s = _run([*command, f"--junitxml={report}"], clone, 300)
     assert tests.returncode == 0, tests.stdout[-5000:]
     cases = ET.parse(report).getroot().iter("testcase")
     outcome = {
