@@ -190,7 +190,8 @@ class Cluster(ClusterConfig, ClusterRest):
                 _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         with contextlib.suppress(OSError):
             for queue in (self.queue, *(self.worker_queue(w) for w in self.workers)):
-                _redis("DEL", queue)
+                # the queue, and kombu's record of its exchange's bindings
+                _redis("DEL", queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
     # ---- waiting ---------------------------------------------------------------------------
     def wait(self, what: str, done: Callable[[], Any], timeout: float = 240) -> Any:
