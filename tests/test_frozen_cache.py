@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from local_airflow import free_port
-from sqlalchemy import create_engine, text
+from private_postgres import PrivatePostgres
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from workers import Worker, kill_group, wait_for_container
 
@@ -30,80 +28,9 @@ from airflow_valohai_reuse.records import Execution
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FROZEN = Path(__file__).resolve().parent / "pipelines" / "frozen"
 TIMEOUT_S = 3
 GUARD_S = 120  # a run still going this long after the freeze is hung: the test thaws and fails
-
-
-def _as_postgres(*command: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
-
-
-class PrivatePostgres:
-    """A PostgreSQL server of this module's own, in a temporary folder owned by ``postgres``."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="vr-frozen-pg-"))
-        shutil.chown(self.root, "postgres")
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
-        self._stopped: list[int] = []
-
-    def start(self) -> None:
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.root / "log")
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
-
-    def stop(self) -> None:
-        self.thaw()
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def new_database(self) -> str:
-        name = f"vr_frozen_{uuid.uuid4().hex[:12]}"
-        # bounded, so that a server left frozen fails the set-up instead of hanging it
-        admin = create_engine(
-            f"{self.url}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 10}
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        return f"{self.url}/{name}"
-
-    def _pids(self) -> list[int]:
-        pid_file = self.data / "postmaster.pid"
-        if not pid_file.exists():
-            return []  # not started, or stopped
-        postmaster = int(pid_file.read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
-        return [postmaster, *map(int, children.split())]
-
-    def freeze(self) -> None:
-        """Stop the postmaster first, so that it forks no backend the list would miss."""
-        self._stopped = self._pids()
-        for pid in self._stopped:
-            # a backend listed may have exited since: that of a connection just closed often has
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """Every process stopped, and every one there now (a backend forked just before the stop)."""
-        for pid in {*self._stopped, *self._pids()}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-        self._stopped = []
-
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        try:
-            self.freeze()
-            yield
-        finally:
-            self.thaw()
 
 
 @pytest.fixture(scope="module")
