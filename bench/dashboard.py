@@ -8,8 +8,9 @@ time of a GET with a bearer token, first request excluded: the dashboard (last 7
 prices so the cost query runs too), a later page of entries, an execution's page and a run's view.
 SQLite by default; ``--postgres`` (when the local server answers) measures the same on PostgreSQL too.
 
-``python -m bench.dashboard [--entries N] [--repeats N] [--postgres]`` prints the figures (about two
-minutes for 100,000 entries on SQLite).
+``python -m bench.dashboard [--entries N] [--repeats N] [--postgres] [--screenshot FILE]`` prints the
+figures (about two minutes for 100,000 entries on SQLite); ``--screenshot`` keeps the 30-day page as
+headless Chromium drew it, to look at.
 """
 
 from __future__ import annotations
@@ -131,9 +132,10 @@ def _pages(url: str) -> dict[str, tuple[str, str]]:
 LOAD_TIME = "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;"
 
 
-def _browser_ms(server: ApiServer, path: str, repeats: int) -> float | None:
+def _browser_ms(server: ApiServer, path: str, repeats: int, screenshot: Path | None) -> float | None:
     """The page's load in headless Chromium (navigation start to the load event), where selenium and
-    Debian's chromium are installed (the test extra and scripts/setup.sh); None elsewhere."""
+    Debian's chromium are installed (the test extra and scripts/setup.sh); None elsewhere. The page as
+    drawn goes to ``screenshot`` when given."""
     import shutil
 
     try:
@@ -155,12 +157,17 @@ def _browser_ms(server: ApiServer, path: str, repeats: int) -> float | None:
         for _ in range(repeats + 1):
             chromium.get(server.url + path)
             times.append(chromium.execute_script(LOAD_TIME))
+        if screenshot is not None:
+            chromium.set_window_size(1280, 1600)
+            chromium.save_screenshot(str(screenshot))
         return round(statistics.median(times[1:]), 1)
     finally:
         chromium.quit()
 
 
-def measure(url: str, label: str, entries: int, repeats: int) -> dict[str, float]:
+def measure(
+    url: str, label: str, entries: int, repeats: int, screenshot: Path | None = None
+) -> dict[str, float]:
     fill(url, entries)
     home = Path(tempfile.mkdtemp(prefix="vr-bench-dashboard-"))
     server = ApiServer(home, url)
@@ -169,7 +176,7 @@ def measure(url: str, label: str, entries: int, repeats: int) -> dict[str, float
             f"{name}_ms_{label}": _median_ms(server, path, repeats, expect)
             for name, (path, expect) in _pages(url).items()
         }
-        loaded = _browser_ms(server, "/valohai-reuse/?days=30", repeats)
+        loaded = _browser_ms(server, "/valohai-reuse/?days=30", repeats, screenshot)
         if loaded is not None:
             figures[f"dashboard_30d_chromium_load_ms_{label}"] = loaded
         return figures
@@ -198,10 +205,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=ENTRIES)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--screenshot", type=Path, help="a PNG of the 30-day page (SQLite's run)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="vr-bench-dashboard-"))
     label = f"{args.entries // 1000}k"
-    figures = measure(f"sqlite:///{workdir / 'cache.db'}", f"sqlite_{label}", args.entries, args.repeats)
+    sqlite = f"sqlite:///{workdir / 'cache.db'}"
+    figures = measure(sqlite, f"sqlite_{label}", args.entries, args.repeats, args.screenshot)
     if args.postgres and (url := _postgres_url()):
         figures |= measure(url, f"postgres_{label}", args.entries, args.repeats)
     print(json.dumps(figures, indent=2))
