@@ -177,6 +177,7 @@ def test_chart_has_a_bar_per_day_scaled_to_the_busiest():
     assert heights[2] == max(heights) and heights[6] == pytest.approx(heights[2] / 2, rel=0.01)
     assert sum(h > 0 for h in heights) == 2
     assert display.duration(7260) == "2.0 h" and display.size(1536) == "1.5 KiB"
+    assert display.count(49500) == "49,500" and display.count(3) == "3"
 
 
 def test_importing_the_plugin_does_not_import_its_web_app():

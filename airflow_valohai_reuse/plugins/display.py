@@ -37,6 +37,11 @@ def size(count: int | None) -> str:
     return f"{value:.1f} TiB"  # pragma: no cover - the loop returns first
 
 
+def count(n: int) -> str:
+    """A count with its thousands apart, as the cost is: 49,500."""
+    return f"{n:,}"
+
+
 def percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
 
@@ -141,6 +146,7 @@ def _nice(value: float) -> float:
 FILTERS = {
     "duration": duration,
     "size": size,
+    "count": count,
     "percent": percent,
     "money": money,
     "moment": moment,
