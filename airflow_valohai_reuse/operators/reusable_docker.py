@@ -28,10 +28,10 @@ from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.options import reuse_on
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
-from airflow_valohai_reuse.pipeline.stepdef import render_script
+from airflow_valohai_reuse.pipeline.stepdef import SHELL_ENTRYPOINT, render_script
 from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
-from airflow_valohai_reuse.reuse.image import identity, image_identity
+from airflow_valohai_reuse.reuse.image import identity, image_identity, pin, unpin
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
@@ -93,7 +93,7 @@ class ReusableDockerOperator(DockerOperator):
         kwargs.setdefault("mount_tmp_dir", False)
         kwargs.setdefault("auto_remove", "force")
         kwargs.setdefault("working_dir", "/valohai/repository")
-        kwargs.setdefault("entrypoint", ["/bin/sh", "-c"])
+        kwargs.setdefault("entrypoint", list(SHELL_ENTRYPOINT))
         kwargs.setdefault("xcom_all", True)
         super().__init__(**kwargs)
         self.node = node
@@ -224,6 +224,16 @@ class ReusableDockerOperator(DockerOperator):
             return image_identity(self.cli, self.image, self.log)
         return identity(self.docker_url, self.image, lambda: self.cli, self.log)
 
+    def _run_pinned(self, context: Context, image_id: str, execution_id: str) -> Any:
+        """The container, started from the image ID the fingerprint holds, never from the step's
+        name looked up again; the step's image as written stays what execution.json and the UI show."""
+        written, self.image = self.image, pin(self.cli, image_id, execution_id)
+        try:
+            return super().execute(context)
+        finally:
+            unpin(self.cli, self.image, self.log)
+            self.image = written
+
     def _owner(self, context: Context) -> dict[str, Any]:
         return owner_info(hostname=getattr(context["ti"], "hostname", None), **asdict(self._key(context)))
 
@@ -285,7 +295,7 @@ class ReusableDockerOperator(DockerOperator):
             **container.labels(*where, execution_id, resolved.fingerprint.digest, holder),
         }
         clock = time.monotonic()  # self.command was rendered by _show_command
-        lines = super().execute(context)
+        lines = self._run_pinned(context, resolved.fingerprint.components["image"]["id"], execution_id)
         duration = time.monotonic() - clock
         return container.execution_record(
             self.node,
