@@ -27,7 +27,7 @@ def test_task_arguments_reach_every_node_task():
         ("environment", {"SEED": "1"}, "the step's environment-variables in valohai.yaml"),
         ("command", ["echo other"], "the step's command in valohai.yaml"),
         ("image", "busybox:other", "the step's image in valohai.yaml"),
-        ("entrypoint", ["/bin/bash", "-c"], "/bin/sh -c"),
+        ("entrypoint", ["/bin/bash", "-c"], "in one shell as on Valohai"),
         ("mounts", [], "the /valohai tree"),
         ("task_id", "x", "set from the pipeline's node"),
     ],

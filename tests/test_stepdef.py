@@ -86,7 +86,6 @@ def test_a_refused_value_of_a_secret_named_parameter_is_not_quoted():
 def test_command_is_rendered_by_valohai_yaml_with_values_quoted():
     script = render_script(STEP, resolve_parameters(STEP, {"tag": "a b; rm -rf /"}))
     assert script.splitlines() == [
-        "set -e",
         "python train.py --epochs=3 --lr 0.5 '--tag=a b; rm -rf /' --layers=1,2",
     ]
 

@@ -38,7 +38,7 @@ NOT_TAKEN = {
     "environment": _STEP.format("environment-variables"),
     "private_environment": _STEP.format("environment-variables"),
     "env_file": _STEP.format("environment-variables"),
-    "entrypoint": "a node's command runs in /bin/sh -c, as on Valohai",
+    "entrypoint": "a node's commands run in one shell as on Valohai (bash where the image has it)",
     "working_dir": "a node runs in /valohai/repository, as on Valohai",
     "mounts": "a node's mounts are the /valohai tree it stages",
     **dict.fromkeys(

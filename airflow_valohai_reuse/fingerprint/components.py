@@ -14,7 +14,10 @@ from airflow_valohai_reuse.fingerprint.canonical import digest
 #: Bump when the meaning of a component changes; old cache rows then stop matching on purpose.
 #: 2: the code component records executable files; the step records parameter order where a
 #: command's ``{parameters}`` depends on it; secret parameters are kept as salted hashes.
-FINGERPRINT_VERSION = 2
+#: 3: the step's commands run as Valohai runs them (bash where the image has it, the last command's
+#: status decides, a shebang line is honoured), so a past run under ``/bin/sh`` with ``set -e``
+#: stands for no current one.
+FINGERPRINT_VERSION = 3
 
 COMPONENTS = ("step", "code", "parameters", "inputs", "image", "environment")
 

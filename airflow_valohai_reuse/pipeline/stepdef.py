@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from valohai_yaml.commands import join_command
 from valohai_yaml.excs import ValidationErrors
 from valohai_yaml.objs import Parameter, Step
 from valohai_yaml.objs.pipelines.override import Override
@@ -137,11 +138,27 @@ def _resolve_parameters(step: Step, given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+#: How the container runs the script, as Valohai runs a step's commands: one script in one shell
+#: (an ``export`` or ``source`` in one command holds for the next ones), its status the last
+#: command's; bash where the image has it, else ``/bin/sh``; a script that starts with a shebang
+#: line (``#!/bin/bash``, which valohai-yaml keeps as its first line) runs as a file by that
+#: interpreter. The script is ``$1``; ``exec`` leaves the shell as the container's PID 1, so a stop
+#: reaches it as before.
+SHELL_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    'case "$1" in "#!"*) d="${TMPDIR:-/tmp}"; mkdir -p "$d" && printf "%s\\n" "$1" > "$d/valohai-command"'
+    ' && chmod +x "$d/valohai-command" && exec "$d/valohai-command";; esac;'
+    ' if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; fi; exec /bin/sh -c "$1"',
+    "valohai-command",
+]
+
+
 def render_script(step: Step, parameters: Mapping[str, Any]) -> str:
-    """The shell script the container runs: every command, stopping at the first failure."""
+    """The script the container runs (:data:`SHELL_ENTRYPOINT`): the commands one per line, as
+    valohai-yaml's ``join_command`` joins them, a leading shebang line kept first."""
     values = {name: parameters.get(name) for name in step.parameters}
-    commands = [c for c in step.build_command(values) if c.strip() and not c.startswith("#!")]
-    return "\n".join(["set -e", *commands])
+    return join_command(step.build_command(values), "\n")
 
 
 def _item_data(item: Any, drop: Iterable[str]) -> dict[str, Any]:
