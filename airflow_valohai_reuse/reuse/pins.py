@@ -40,9 +40,10 @@ def _execution_problem(node: str, execution: Execution, spec: PipelineSpec) -> s
     names = [output.name for output in execution.outputs]
     for pattern in spec.nodes[node].output_globs:
         if not any(glob_match(name, pattern) for name in names):
+            shown = ", ".join(sorted(names)[:20]) or "no files"
             return (
                 f"node {node!r}: execution {execution.id} has no output matching {pattern!r}, "
-                "which a downstream edge needs"
+                f"which a downstream edge needs (it published: {shown})"
             )
     return None
 

@@ -125,7 +125,9 @@ def identify_inputs(
             defaults = spec.default if isinstance(spec.default, list) else [spec.default]
             refs += default_refs(spec, [d for d in defaults if d], node.repository)
         for edge in edges:
-            refs += edge_refs(spec, edge_files(edge, upstream), edge.source_key)
+            # an input → input edge's key names the upstream's inputs (edge_files): all their files pass
+            pattern = edge.source_key if edge.source_kind == "output" else None
+            refs += edge_refs(spec, edge_files(edge, upstream), pattern, f"node {edge.source_node!r}")
         staged[name] = identify_input(spec, refs, inputs_dir, stat_cache, conn_id)
     return staged
 

@@ -59,17 +59,23 @@ def safe_name(input_name: str, name: str) -> str:
 
 
 def _glob_root(pattern: str) -> str:
-    parts = PurePosixPath(pattern).parts
-    literal = [p for p in parts[:-1] if not any(ch in p for ch in "*?[")]
-    return str(PurePosixPath(*literal)) if literal and len(literal) == len(parts) - 1 else ""
+    """The folders of ``pattern`` before its first wildcard (Valohai's "wildcard root")."""
+    literal: list[str] = []
+    for part in PurePosixPath(pattern).parts[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        literal.append(part)
+    return str(PurePosixPath(*literal)) if literal else ""
 
 
 def placed_name(spec: Input, source_name: str, pattern: str | None) -> str:
-    """Where a file lands inside the input folder, per the input's ``keep-directories``."""
+    """Where a file lands inside the input folder, per the input's ``keep-directories``: ``none``
+    (the default) its base name, ``full`` its whole path, ``suffix`` its path below the pattern's
+    wildcard root (``source_name`` is already relative to it where no pattern is given)."""
     if spec.keep_directories is KeepDirectories.FULL:
         return source_name
-    if spec.keep_directories is KeepDirectories.SUFFIX and pattern:
-        root = _glob_root(pattern)
+    if spec.keep_directories is KeepDirectories.SUFFIX:
+        root = _glob_root(pattern) if pattern else ""
         return posixpath.relpath(source_name, root) if root else source_name
     return posixpath.basename(source_name)
 
@@ -101,21 +107,31 @@ def default_refs(spec: Input, values: Iterable[str], repository: Path) -> list[F
     return refs
 
 
-def edge_refs(spec: Input, upstream: Iterable[Mapping[str, Any]], pattern: str) -> list[FileRef]:
-    """Upstream outputs (or inputs) that an edge's glob selects, with their recorded checksums."""
+def edge_refs(
+    spec: Input, upstream: Iterable[Mapping[str, Any]], pattern: str | None, source: str = "upstream"
+) -> list[FileRef]:
+    """The upstream files an edge's glob selects (``pattern`` None: all of them, as an edge from
+    an upstream input passes), with their recorded checksums. A glob that selects nothing is an
+    error naming the files ``source`` published, unless the input is optional."""
+    files = list(upstream)
+    chosen = [item for item in files if pattern is None or glob_match(item["name"], pattern)]
+    if pattern is not None and files and not chosen and not spec.optional:
+        names = sorted(item["name"] for item in files)
+        shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        raise InputError(
+            spec.name, f"edge glob {pattern!r} selects none of the files {source} published: {shown}"
+        )
     return [
         FileRef(placed_name(spec, item["name"], pattern), item["uri"], item.get("checksum"), item.get("size"))
-        for item in upstream
-        if glob_match(item["name"], pattern)
+        for item in chosen
     ]
 
 
 def glob_match(name: str, pattern: str) -> bool:
-    """Match a path relative to /valohai/outputs: ``*`` stays within a folder, ``**`` crosses them."""
-    if "**" in pattern:
-        return fnmatch.fnmatchcase(name, pattern)
-    names, patterns = name.split("/"), pattern.split("/")
-    return len(names) == len(patterns) and all(map(fnmatch.fnmatchcase, names, patterns))
+    """Match a path relative to /valohai/outputs as Valohai matches an edge: the whole path against
+    the pattern, ``*`` (and ``**``, ``?``) crossing folders: ``*best.pt`` selects
+    ``train/weights/best.pt``, ``results/*.pkl`` every pickle below ``results/``."""
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 def apply_filename(spec: Input, refs: list[FileRef]) -> list[FileRef]:
