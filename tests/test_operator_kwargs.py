@@ -29,6 +29,7 @@ def test_task_arguments_reach_every_node_task():
         ("image", "busybox:other", "the step's image in valohai.yaml"),
         ("entrypoint", ["/bin/bash", "-c"], "in one shell as on Valohai"),
         ("mounts", [], "the /valohai tree"),
+        ("force_pull", True, "the image the fingerprint identified"),
         ("task_id", "x", "set from the pipeline's node"),
     ],
 )

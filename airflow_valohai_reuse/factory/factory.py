@@ -41,6 +41,8 @@ NOT_TAKEN = {
     "entrypoint": "a node's commands run in one shell as on Valohai (bash where the image has it)",
     "working_dir": "a node runs in /valohai/repository, as on Valohai",
     "mounts": "a node's mounts are the /valohai tree it stages",
+    "force_pull": "the container starts from the image the fingerprint identified (an absent image is "
+    "pulled once, before the decision)",
     **dict.fromkeys(
         ("task_id", "task_display_name", "dag", "node", "pipeline", "variant", "rules"),
         "it is set from the pipeline's node",
