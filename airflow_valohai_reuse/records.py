@@ -26,13 +26,28 @@ class Output:
     uri: str
     size: int
     checksum: str
+    #: the file's properties as Valohai reads them (a ``<file>.metadata.json`` sidecar, lines of
+    #: ``valohai.metadata.jsonl``); not part of the file's identity
+    properties: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "uri": self.uri, "size": self.size, "checksum": self.checksum}
+        """The XCom and cache shape; ``properties`` only where there are some, so an output without
+        any has the shape it always had."""
+        found = {"name": self.name, "uri": self.uri, "size": self.size, "checksum": self.checksum}
+        if self.properties:
+            found["properties"] = self.properties
+        return found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Output:
-        return cls(data["name"], data["uri"], int(data["size"]), data["checksum"])
+        properties = data.get("properties")
+        return cls(
+            data["name"],
+            data["uri"],
+            int(data["size"]),
+            data["checksum"],
+            dict(properties) if isinstance(properties, dict) else {},
+        )
 
 
 @dataclass
@@ -49,8 +64,10 @@ class Execution:
     parameters: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
-    #: what the step printed as JSON lines (Valohai metadata)
+    #: what the step printed as JSON lines (Valohai metadata): the last value of each key
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the values of each key printed more than once, in order (bounded: runtime/outputs.py)
+    metadata_series: dict[str, list[Any]] = field(default_factory=dict)
     pipeline: str | None = None
     node: str | None = None
     dag_id: str | None = None

@@ -43,6 +43,7 @@ def _execution(row: Any) -> Execution:
     return Execution(
         components=json.loads(row.components),
         outputs=[Output.from_dict(o) for o in json.loads(row.outputs)],
+        metadata_series=json.loads(row.metadata_series) if row.metadata_series else {},
         **{name: details.get(name, {}) for name in _DETAILS},
         **{name: getattr(row, name) for name in (*_COLUMNS, *_LIFECYCLE)},
     )
@@ -150,6 +151,9 @@ class ExecutionCache:
             "components": json.dumps(execution.components, sort_keys=True),
             "outputs": json.dumps([o.as_dict() for o in execution.outputs], sort_keys=True),
             "exec_metadata": json.dumps(execution.details(), sort_keys=True),
+            "metadata_series": json.dumps(execution.metadata_series, sort_keys=True)
+            if execution.metadata_series
+            else None,
             "finished_at": execution.finished_at or datetime.now(UTC),
         }
         with self.engine.begin() as conn:

@@ -3,6 +3,7 @@
 Version 1: executions, file digests. Version 2: invalidation (when, who, why) and expiry columns.
 Version 3: leases, so that one worker runs a fingerprint while the others wait for it.
 Version 4: the run ledger, which execution each task instance published and how.
+Version 5: each execution's metadata series (the values of each key the step printed, in order).
 An upgrade adds what is missing and never drops or rewrites an entry.
 """
 
@@ -34,7 +35,7 @@ from sqlalchemy import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -62,6 +63,8 @@ executions = Table(
     Column("invalidated_at", DateTime(timezone=True)),
     Column("invalidated_by", String(256)),
     Column("invalidation_reason", Text),
+    # version 5: JSON, key -> values; NULL for entries recorded before (they keep only the last values)
+    Column("metadata_series", Text),
 )
 
 file_digests = Table(
@@ -124,12 +127,17 @@ schema_info = Table(
 _V2_COLUMNS = ("expires_at", "invalidated_at", "invalidated_by", "invalidation_reason")
 
 
-def _to_v2(conn: Connection) -> None:
+def _add_columns(conn: Connection, names: tuple[str, ...]) -> None:
+    """Add the executions table's columns that are missing (nullable, so existing rows stay as they are)."""
     present = {c["name"] for c in inspect(conn).get_columns("vr_executions")}
-    for name in _V2_COLUMNS:
+    for name in names:
         if name not in present:
             column_type = executions.c[name].type.compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE vr_executions ADD COLUMN {name} {column_type}"))
+
+
+def _to_v2(conn: Connection) -> None:
+    _add_columns(conn, _V2_COLUMNS)
 
 
 def _to_v3(conn: Connection) -> None:
@@ -140,7 +148,11 @@ def _to_v4(conn: Connection) -> None:
     """The ledger table is new; ``create_all`` has made it already."""
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+def _to_v5(conn: Connection) -> None:
+    _add_columns(conn, ("metadata_series",))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
 
 
 def migrate(engine: Engine) -> int:

@@ -68,6 +68,7 @@ def execution_record(
     duration_s: float,
     outputs: list[Output],
     metadata: dict[str, Any],
+    metadata_series: dict[str, list[Any]] | None = None,
 ) -> Execution:
     """The record of a node that ran. ``run``: its public parameters, inputs and environment;
     ``where``: its DAG, run and task ids."""
@@ -85,6 +86,7 @@ def execution_record(
         inputs=run["inputs"],
         environment=run["environment"],
         metadata=metadata,
+        metadata_series=dict(metadata_series or {}),
         pipeline=node.pipeline,
         node=node.node,
         dag_id=dag_id,

@@ -35,7 +35,7 @@ from airflow_valohai_reuse.reuse.image import identity, image_identity, pin, unp
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
-from airflow_valohai_reuse.runtime.outputs import collect_outputs, parse_metadata
+from airflow_valohai_reuse.runtime.outputs import collect_outputs, parse_metadata, read_metadata
 from airflow_valohai_reuse.runtime.staging import changed_inputs, fetch_deferred, place_inputs, stamp_inputs
 from airflow_valohai_reuse.runtime.worktree import WorkTree, container_environment
 from airflow_valohai_reuse.settings import Settings, load_settings
@@ -297,6 +297,7 @@ class ReusableDockerOperator(DockerOperator):
         clock = time.monotonic()  # self.command was rendered by _show_command
         lines = self._run_pinned(context, resolved.fingerprint.components["image"]["id"], execution_id)
         duration = time.monotonic() - clock
+        printed = read_metadata(lines if isinstance(lines, list) else [lines or ""])
         return container.execution_record(
             self.node,
             resolved,
@@ -306,5 +307,6 @@ class ReusableDockerOperator(DockerOperator):
             started=started,
             duration_s=duration,
             outputs=collect_outputs(work.outputs, job.store),
-            metadata=parse_metadata(lines if isinstance(lines, list) else [lines or ""]),
+            metadata=printed.last,
+            metadata_series=printed.series,
         )
