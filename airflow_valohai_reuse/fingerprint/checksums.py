@@ -1,13 +1,19 @@
-"""Content checksums of local files, with a stat cache so unchanged files are not read again."""
+"""Content checksums of local files, with a stat cache so unchanged files are not read again, and the
+rule that lets an http(s) server's validators stand for a file's content."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 _CHUNK = 1 << 20
 
@@ -112,3 +118,85 @@ def stream_and_hash(reader: object, dst: str | os.PathLike[str]) -> tuple[str, i
             writer.write(chunk)
             size += len(chunk)
     return hasher.hexdigest(), size
+
+
+#: how long before the server's ``Date`` a file must have last changed for its validators to stand
+#: (RFC 9110, 8.8.2.2: a client may take a Last-Modified as strong when it is at least 60 s older)
+SETTLED = timedelta(seconds=60)
+#: the prefix of an http(s) file's checksum when its server's validators identify it
+HTTP_PREFIX = "http:"
+
+
+def _when(value: str | None) -> Any:
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _size(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+#: query parameters of a signed URL (S3, GCS, Azure): such a URL changes with each signing, so only the
+#: file's bytes can tell that two of them name the same file
+SIGNATURE_PARAMETERS = frozenset({"x-amz-signature", "x-goog-signature", "signature", "sig"})
+
+
+def _resource(url: str) -> dict[str, str] | None:
+    """The URL as the identity keeps it: credentials and the query only as a digest (they may hold a
+    token, which must not be shown where fingerprints are); None for a signed URL."""
+    parts = urlsplit(url)
+    if {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)} & SIGNATURE_PARAMETERS:
+        return None
+    host = parts.hostname or ""
+    public = urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    private = f"{parts.username or ''}:{parts.password or ''}?{parts.query}"
+    if private == ":?":
+        return {"url": public}
+    return {"url": public, "private_sha256": hashlib.sha256(private.encode()).hexdigest()}
+
+
+def http_validator(url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """What identifies an http(s) file without its bytes, or None where only its bytes can.
+
+    The conservative rule: never for an encoded body (``Content-Encoding``), a weak ETag (``W/``) or
+    a file that the server says changed less than :data:`SETTLED` before it answered (a strong ETag
+    computed from a one-second modification time and the size, as nginx's is, could then miss a
+    change) nor for a signed URL (a new one each time: its bytes are what stays); otherwise a strong
+    ETag, or else a settled ``Last-Modified`` with a ``Content-Length``. The URL the answer came from
+    (after redirects) is part of it, a validator meaning something only for its own resource; its
+    credentials and query only as a digest.
+    """
+    resource = _resource(url)
+    if resource is None or headers.get("Content-Encoding", "identity").strip().lower() not in (
+        "",
+        "identity",
+    ):
+        return None
+    modified, sent = _when(headers.get("Last-Modified")), _when(headers.get("Date"))
+    settled = modified is not None and sent is not None and sent - modified >= SETTLED
+    if headers.get("Last-Modified") is not None and not settled:
+        return None
+    size = _size(headers.get("Content-Length"))
+    etag = (headers.get("ETag") or "").strip()
+    if etag.startswith("W/"):
+        return None  # the server itself says equal bytes are not promised
+    if etag:
+        return {**resource, "etag": etag, "size": size}
+    if settled and size is not None:
+        return {**resource, "last_modified": modified.isoformat(), "size": size}
+    return None
+
+
+def http_checksum(validator: Mapping[str, Any]) -> str:
+    """The checksum an http(s) file identified by its validators travels with (XCom, cache, edges)."""
+    return HTTP_PREFIX + json.dumps(dict(validator), sort_keys=True, separators=(",", ":"))
+
+
+def http_validator_of(checksum: str) -> dict[str, Any] | None:
+    """The validator inside an :func:`http_checksum`; None for any other checksum."""
+    if not checksum.startswith(HTTP_PREFIX):
+        return None
+    value = json.loads(checksum.removeprefix(HTTP_PREFIX))
+    return value if isinstance(value, dict) else None

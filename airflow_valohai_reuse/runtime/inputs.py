@@ -7,7 +7,6 @@ import glob
 import os
 import posixpath
 import tempfile
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,7 +17,8 @@ from valohai_yaml.objs import Input
 from valohai_yaml.objs.input import KeepDirectories
 
 from airflow_valohai_reuse.errors import InputError
-from airflow_valohai_reuse.fingerprint.checksums import StatCache, cached_sha256, stream_and_hash
+from airflow_valohai_reuse.fingerprint.checksums import StatCache, cached_sha256, http_validator_of
+from airflow_valohai_reuse.runtime.web import identify_http
 from airflow_valohai_reuse.stores.base import file_uri_path
 
 
@@ -31,16 +31,20 @@ class FileRef:
     #: sha256, or ``etag:…`` for an object-store file the store keeps no sha256 of
     checksum: str | None = None
     size: int | None = None
-    #: fetched only when the node runs (an object store input, identified by its stored checksum)
+    #: fetched only when the node runs (an object-store or http(s) input, identified without its bytes)
     deferred: bool = False
     #: already in the node's input folder (downloaded to be hashed)
     placed: bool = False
 
     @property
-    def identity(self) -> dict[str, str | None]:
-        """What the fingerprint keys on: the sha256, or the store's weaker ETag identity."""
+    def identity(self) -> dict[str, Any]:
+        """What the fingerprint keys on: the sha256, the store's weaker ETag identity, or an http(s)
+        server's validator with its URL (fingerprint/checksums.py, ``http_validator``)."""
         if self.checksum and self.checksum.startswith("etag:"):
             return {"etag": self.checksum.removeprefix("etag:")}
+        validator = http_validator_of(self.checksum) if self.checksum else None
+        if validator is not None:
+            return {"http": validator}
         return {"sha256": self.checksum}
 
     def renamed(self, name: str) -> FileRef:
@@ -150,11 +154,14 @@ def identify_file(
     """One file's name and checksum, for the fingerprint; nothing is placed for the container yet.
 
     Local files are hashed where they are (an unchanged file costs a stat), object-store files are
-    asked for their stored checksum; only http(s) files are downloaded (into ``folder``) to be hashed.
+    asked for their stored checksum, http(s) files for their server's validators (runtime/web.py);
+    only http(s) files without usable validators are downloaded (into ``folder``) to be hashed.
     """
     name = safe_name(input_name, ref.name)
     if ref.checksum is not None:  # an upstream output or input: its recorded checksum
-        return FileRef(name, ref.uri, ref.checksum, ref.size)
+        # an upstream's http(s) input is not in the store: fetched (and checked) if this node runs
+        web = urlparse(ref.uri).scheme in ("http", "https")
+        return FileRef(name, ref.uri, ref.checksum, ref.size, deferred=web)
     scheme = urlparse(ref.uri).scheme
     if scheme == "file":
         sha256, size = cached_sha256(file_uri_path(ref.uri), stat_cache)
@@ -165,11 +172,8 @@ def identify_file(
         checksum, size, _strength = remote_checksum(conn_id, ref.uri, input_name)
         return FileRef(name, ref.uri, checksum, size, deferred=True)
     if scheme in ("http", "https"):
-        dst = folder / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(ref.uri, timeout=60) as response:
-            sha256, size = stream_and_hash(response, dst)
-        return FileRef(name, ref.uri, sha256, size, placed=True)
+        checksum, size, downloaded = identify_http(input_name, ref.uri, folder / name)
+        return FileRef(name, ref.uri, checksum, size, deferred=not downloaded, placed=downloaded)
     raise InputError(input_name, f"cannot fetch {ref.uri!r}")
 
 

@@ -4,7 +4,8 @@ A node that is reused places nothing. A node that runs gets, under /valohai/inpu
 - artifact-store files (upstream outputs) as hard links: the store's blobs are immutable;
 - every other local file as a private copy, hashed while it is written and compared with the
   fingerprint, so a data file rewritten in place during the run cannot reach the container;
-- object-store files downloaded and checked against their stored checksum.
+- object-store and http(s) files downloaded and checked against their stored checksum or the
+  server's validators that were fingerprinted.
 After the container exits, :func:`changed_inputs` tells whether any placed file was written since.
 """
 
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 from airflow_valohai_reuse.errors import InputError
 from airflow_valohai_reuse.fingerprint.checksums import copy_and_hash, sha256_file
 from airflow_valohai_reuse.runtime.inputs import FileRef, safe_name
+from airflow_valohai_reuse.runtime.web import fetch_http
 from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
 
 #: what must be unchanged for a placed file to still hold the bytes the container was given.
@@ -53,17 +55,27 @@ def _place(input_name: str, ref: FileRef, dst: Path, store: ArtifactStore) -> No
 
 
 def fetch_deferred(inputs: Mapping[str, list[FileRef]], inputs_dir: Path, conn_id: str) -> None:
-    """Download the object-store inputs of a node that runs, checking them against their checksum."""
-    from airflow_valohai_reuse.stores.s3 import download
-
+    """Download the object-store and http(s) inputs of a node that runs, each checked against what
+    was fingerprinted. An http(s) file's entry then names its sha256 (what inputs.json shows)."""
     for name, refs in inputs.items():
-        for ref in refs:
+        for index, ref in enumerate(refs):
             if not ref.deferred:
                 continue
-            dst = inputs_dir / name / ref.name
-            download(conn_id, ref.uri, dst)
-            if "sha256" in ref.identity and sha256_file(dst) != ref.checksum:
-                raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")
+            dst = inputs_dir / name / safe_name(name, ref.name)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if urlparse(ref.uri).scheme in ("http", "https"):
+                sha256, size = fetch_http(name, ref.uri, str(ref.checksum), dst)
+                refs[index] = FileRef(ref.name, ref.uri, sha256, size, placed=True)
+                continue
+            _fetch_s3(name, ref, dst, conn_id)
+
+
+def _fetch_s3(name: str, ref: FileRef, dst: Path, conn_id: str) -> None:
+    from airflow_valohai_reuse.stores.s3 import download
+
+    download(conn_id, ref.uri, dst)
+    if "sha256" in ref.identity and sha256_file(dst) != ref.checksum:
+        raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")
 
 
 def stamp_inputs(inputs_dir: Path) -> dict[str, _Stamp]:
