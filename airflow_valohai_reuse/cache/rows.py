@@ -110,6 +110,7 @@ def execution(conn: Connection, execution_id: str, dag_ids: Collection[str] | No
     found = dict(row._mapping)
     for key in ("components", "outputs", "exec_metadata"):
         found[key] = json.loads(found[key])
+    found["metadata_series"] = json.loads(found["metadata_series"] or "{}")
     found["source"] = source(conn, execution_id)
     return found
 
@@ -172,7 +173,8 @@ def recent_misses(conn: Connection, scope: Scope, *, page: int = 1, size: int = 
 
 
 def run_view(conn: Connection, dag_id: str, run_id: str) -> RunView:
-    """Every ledger row of one DAG run, with its execution's step, duration and source task instance."""
+    """Every ledger row of one DAG run, with its execution's step, duration, source task instance and
+    metadata (last values)."""
     query = (
         select(
             ledger.c.task_id,
@@ -185,6 +187,7 @@ def run_view(conn: Connection, dag_id: str, run_id: str) -> RunView:
             ledger.c.reason,
             ledger.c.recorded_at,
             executions.c.duration_s,
+            executions.c.exec_metadata,
         )
         .select_from(ledger.outerjoin(executions, executions.c.id == ledger.c.execution_id))
         .where(ledger.c.dag_id == dag_id, ledger.c.run_id == run_id)
@@ -193,6 +196,8 @@ def run_view(conn: Connection, dag_id: str, run_id: str) -> RunView:
     rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
         row["source"] = source(conn, row["execution_id"]) if row["kind"] in REUSED_KINDS else None
+        # the last value of each key the execution printed (a reused row shows its source's)
+        row["metadata"] = json.loads(row.pop("exec_metadata") or "{}").get("metadata", {})
     return RunView(rows)
 
 

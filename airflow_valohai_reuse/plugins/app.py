@@ -13,6 +13,7 @@ the user's session.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,13 +23,13 @@ from urllib.parse import urlencode
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection
 
 from airflow_valohai_reuse.cache import aggregates, rows
 from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
-from airflow_valohai_reuse.plugins import api, display, lookups
+from airflow_valohai_reuse.plugins import api, display, downloads, lookups
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
 
 app = FastAPI(title="Execution reuse", docs_url=None, redoc_url=None, openapi_url=None)
@@ -135,7 +136,51 @@ def execution_page(
     changes = None
     if before is not None:
         changes = {"id": before["id"], "words": describe(diff(before["components"], found["components"]))}
-    return _page(request, "execution.html", e=found, reusers=reusers, changes=changes)
+    printed = found["exec_metadata"].get("metadata", {})
+    return _page(
+        request,
+        "execution.html",
+        e=found,
+        reusers=reusers,
+        changes=changes,
+        metrics=display.metrics(printed, found["metadata_series"]),
+        previews=_previews(found["outputs"]),
+    )
+
+
+def _previews(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return downloads.previews(downloads.store(), outputs)
+    except Exception:  # no store configured here, or it cannot be reached: the page shows the rest
+        return {}
+
+
+@app.get("/executions/{execution_id}/outputs/{name:path}", response_model=None)
+def download_output(
+    request: Request, execution_id: str, name: str, user: GetUserDep
+) -> FileResponse | RedirectResponse | HTMLResponse:
+    """One output's bytes, for a user who may read the execution's DAG runs (RunReader's check): a
+    local store's file streamed as an attachment, an S3 store's through a short-lived presigned URL."""
+    with cache_connection() as conn:
+        found = rows.execution(conn, execution_id, lookups.readable_dags(user))
+    output = next((o for o in (found or {}).get("outputs", []) if o["name"] == name), None)
+    if found is None or output is None:
+        return _page(request, "error.html", 404, message=f"No output {name} of execution {execution_id}.")
+    requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=found["dag_id"])(request, user)
+    artifacts = downloads.store()
+    filename = posixpath.basename(name)
+    path = downloads.local_path(artifacts, output["uri"])
+    if path is not None and path.is_file():
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",  # never rendered on the UI's origin
+            filename=filename,
+            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+        )
+    url = downloads.presigned_url(artifacts, output["uri"], filename)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    return _page(request, "error.html", 404, message=f"{output['uri']} is not in the artifact store.")
 
 
 @app.get("/run", response_class=HTMLResponse, dependencies=[RunReader])

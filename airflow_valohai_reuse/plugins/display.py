@@ -1,14 +1,17 @@
-"""How the pages show things: durations, sizes, money, a bar chart of time saved per day.
+"""How the pages show things: durations, sizes, money, metadata values, a bar chart of time saved
+per day and a sparkline of a metadata series.
 
-Pure code: the templates call these as filters, and the chart is geometry the template draws as SVG.
+Pure code: the templates call these as filters, and the charts are geometry the template draws as SVG.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from airflow_valohai_reuse.cache.aggregates import Day
 
@@ -143,7 +146,79 @@ def _nice(value: float) -> float:
     return float(10 * magnitude)  # pragma: no cover - 10 x magnitude always covers it
 
 
+def metric(value: Any, length: int = 80) -> str:
+    """A metadata value or property in a few characters: numbers to 4 significant digits, text as it
+    is, anything else as compact JSON; cut at ``length``."""
+    if isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, int):
+        text = f"{value:,}" if abs(value) >= 10_000 else str(value)
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= length else text[: length - 1] + "\u2026"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Spark:
+    """A series as one SVG polyline in a ``width`` x ``height`` box; ``count`` points, ``low`` to ``high``."""
+
+    points: str
+    width: int
+    height: int
+    count: int
+    low: float
+    high: float
+    last_x: float
+    last_y: float
+
+
+def sparkline(values: list[Any] | None, width: int = 140, height: int = 30) -> Spark | None:
+    """The numeric values of a series as a line (None for fewer than two numbers); others are skipped."""
+    numbers = [n for n in map(_number, values or []) if n is not None]
+    if len(numbers) < 2:
+        return None
+    low, high = min(numbers), max(numbers)
+    span = (high - low) or 1.0
+    pad = 2.0
+    step = (width - 2 * pad) / (len(numbers) - 1)
+    xy = [(pad + i * step, pad + (height - 2 * pad) * (1 - (n - low) / span)) for i, n in enumerate(numbers)]
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    return Spark(points, width, height, len(numbers), low, high, *xy[-1])
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: Any
+    spark: Spark | None
+
+
+def metrics(last: Mapping[str, Any] | None, series: Mapping[str, list[Any]] | None) -> list[Metric]:
+    """One row per metadata key, in key order: its last value and, where it has a series, its chart."""
+    series = series or {}
+    return [Metric(key, value, sparkline(series.get(key))) for key, value in sorted((last or {}).items())]
+
+
+def summary(last: Mapping[str, Any] | None, keys: int = 4) -> str:
+    """A node's metadata in one line (a run's table): its first keys with their last values."""
+    items = sorted((last or {}).items())
+    text = " \u00b7 ".join(f"{key} {metric(value, 24)}" for key, value in items[:keys])
+    return text + (f" \u00b7 +{len(items) - keys} more" if len(items) > keys else "")
+
+
 FILTERS = {
+    "metric": metric,
+    "summary": summary,
     "duration": duration,
     "size": size,
     "count": count,
