@@ -123,10 +123,14 @@ def ledger_cache(tmp_path):
 
 def test_reuse_from_run_pins_what_each_node_published_there(ledger_cache):
     spec = pipeline_spec(_analysis(BASIC, "basic"))
-    pins = check_pins({}, spec, ledger_cache, {"run_id": "second", "nodes": ["prepare", "fit"]})
+    pins = check_pins(
+        {}, spec, ledger_cache, {"run_id": "second", "nodes": ["prepare", "fit"]}, dag_id="basic"
+    )
     assert {node: e.id for node, e in pins.items()} == {"prepare": "prep-1", "fit": "fit-2"}
     # reuse_nodes and reuse_from_run together, agreeing on a node
-    both = check_pins({"fit": "fit-2"}, spec, ledger_cache, {"run_id": "second", "nodes": ["fit"]})
+    both = check_pins(
+        {"fit": "fit-2"}, spec, ledger_cache, {"run_id": "second", "nodes": ["fit"]}, dag_id="basic"
+    )
     assert both["fit"].id == "fit-2"
 
 
@@ -159,7 +163,7 @@ def test_reuse_from_run_pins_what_each_node_published_there(ledger_cache):
 def test_refused_pins_name_the_node_and_why(ledger_cache, pins, from_run, node, message):
     spec = pipeline_spec(_analysis(BASIC, "basic"))
     with pytest.raises(ManualReuseError) as refused:
-        check_pins(pins, spec, ledger_cache, from_run)
+        check_pins(pins, spec, ledger_cache, from_run, dag_id="basic")
     assert message in refused.value.problems[node]
     assert refused.value.concerning(node) == refused.value.problems[node]
     assert refused.value.concerning("other").startswith("not run: a pin of this run is refused: ")
@@ -169,13 +173,13 @@ def test_invalidated_execution_of_an_earlier_run_is_refused(ledger_cache):
     ledger_cache.invalidate(["prep-1"], by="test", reason="bad data")
     spec = pipeline_spec(_analysis(BASIC, "basic"))
     with pytest.raises(ManualReuseError, match="invalidated, expired or never recorded"):
-        check_pins({}, spec, ledger_cache, {"run_id": "first", "nodes": ["prepare"]})
+        check_pins({}, spec, ledger_cache, {"run_id": "first", "nodes": ["prepare"]}, dag_id="basic")
 
 
 def test_task_nodes_cannot_be_reused_from_a_run(ledger_cache):
     spec = pipeline_spec(_analysis(SWEEP, "sweep"))
     with pytest.raises(ManualReuseError, match="is a task node"):
-        check_pins({}, spec, ledger_cache, {"run_id": "first", "nodes": ["squares"]})
+        check_pins({}, spec, ledger_cache, {"run_id": "first", "nodes": ["squares"]}, dag_id="basic")
 
 
 def test_stats_sum_the_ledger_by_pipeline_and_step(ledger_cache, tmp_path, monkeypatch, capsys):

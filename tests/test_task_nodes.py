@@ -151,7 +151,7 @@ def test_pinning_a_task_node_is_refused(project):
 
     spec = build_dags(project / "valohai.yaml")["sweep"].get_task("total").pipeline
     with pytest.raises(ManualReuseError, match="node 'squares' is a task node"):
-        check_pins({"squares": "some-execution"}, spec, cache=None)
+        check_pins({"squares": "some-execution"}, spec, cache=None, dag_id="sweep")
 
 
 def test_list_metadata_spreads_into_variants_each_reused_and_planned(project, docker_client):

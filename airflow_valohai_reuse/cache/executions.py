@@ -176,10 +176,10 @@ class ExecutionCache:
         with self.engine.connect() as conn:
             return ledger.read(conn, dag_id, run_id, task_ids)
 
-    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]]:
-        """What each node of an earlier run published (``reuse_from_run``)."""
+    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """What each node of an earlier run of a DAG published (``reuse_from_run``)."""
         with self.engine.connect() as conn:
-            return ledger.run_nodes(conn, pipeline, run_id)
+            return ledger.run_nodes(conn, dag_id, run_id)
 
     def reuse_counts(self, execution_ids: list[str]) -> dict[str, int]:
         with self.engine.connect() as conn:

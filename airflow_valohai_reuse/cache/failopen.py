@@ -41,7 +41,7 @@ class Cache(Protocol):
     def publish(self, entry: Entry) -> None: ...
     def forget(self, key: TaskKey) -> None: ...
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None: ...
-    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]] | None: ...
+    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None: ...
     def running(self, fingerprint: str) -> Held | None: ...
     def leases(self, seconds: float) -> Leases | None: ...
     def project_stats(self, folder: str) -> StatCache: ...
@@ -74,7 +74,7 @@ class NullCache:
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None:
         return None
 
-    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]] | None:
+    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None:
         """None: the ledger cannot be read (an empty list: the run left no row)."""
         return None
 
@@ -143,9 +143,9 @@ class FailOpenCache(NullCache):
             "reading the run ledger", lambda: self.cache.published(dag_id, run_id, task_ids), None
         )
 
-    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]] | None:
+    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None:
         return self._try(
-            f"reading the run ledger of run {run_id}", lambda: self.cache.run_nodes(pipeline, run_id), None
+            f"reading the run ledger of run {run_id}", lambda: self.cache.run_nodes(dag_id, run_id), None
         )
 
     def running(self, fingerprint: str) -> Held | None:

@@ -3,7 +3,8 @@
 One row per task instance (``dag_id``, ``run_id``, ``task_id``, ``map_index``), replaced by each try.
 A node's own row is deleted when it starts, so a row is never older than the node's latest try:
 downstream nodes read their upstreams' rows in one query, and fall back to XCom for any row that is
-not there. ``reuse_from_run`` reads an earlier run's rows (:func:`run_nodes`). The figures summed
+not there. ``reuse_from_run`` reads an earlier run's rows (:func:`run_nodes`). Every query that
+names a run names its DAG too. The figures summed
 over many rows are in :mod:`~.aggregates`, the UI's pages of rows in :mod:`~.rows`.
 """
 
@@ -98,12 +99,15 @@ def read(conn: Connection, dag_id: str, run_id: str, task_ids: Iterable[str]) ->
     return found
 
 
-def run_nodes(conn: Connection, pipeline: str, run_id: str) -> list[dict[str, Any]]:
-    """What each node of one run of a pipeline published: node, map index, kind, execution id
-    (``reuse_from_run``). A node that failed or never ran has no row."""
+def run_nodes(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """What each node of one DAG run published: node, map index, kind, execution id
+    (``reuse_from_run``). A node that failed or never ran has no row.
+
+    A run is named by its DAG and its id: two DAGs may share a pipeline name (one valohai.yaml
+    loaded with two ``dag_id_prefix``) and a run id (``scheduled__<date>`` of one cron)."""
     query = (
         select(ledger.c.node, ledger.c.map_index, ledger.c.kind, ledger.c.execution_id)
-        .where(ledger.c.pipeline == pipeline, ledger.c.run_id == run_id)
+        .where(ledger.c.dag_id == dag_id, ledger.c.run_id == run_id)
         .order_by(ledger.c.node, ledger.c.map_index)
     )
     return [dict(row._mapping) for row in conn.execute(query)]

@@ -34,7 +34,9 @@ def run_pins(
     if unknown:
         log.warning("%s", unknown_keys_warning(unknown, pipeline.parameters))
     try:
-        pins = check_pins(params.get(REUSE_NODES), pipeline, cache, params.get(REUSE_FROM_RUN))
+        pins = check_pins(
+            params.get(REUSE_NODES), pipeline, cache, params.get(REUSE_FROM_RUN), dag_id=context["dag"].dag_id
+        )
     except ManualReuseError as exc:
         if exc.stops(node):
             refuse(exc, node, log)

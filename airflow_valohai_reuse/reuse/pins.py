@@ -20,7 +20,7 @@ from airflow_valohai_reuse.runtime.inputs import glob_match
 
 class ExecutionSource(Protocol):
     def get(self, execution_id: str) -> Execution | None: ...
-    def run_nodes(self, pipeline: str, run_id: str) -> list[dict[str, Any]] | None: ...
+    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None: ...
 
 
 def _node_problem(node: Any, spec: PipelineSpec) -> str | None:
@@ -76,12 +76,13 @@ def _shape(from_run: Any) -> tuple[str, list[Any]]:
     return run_id, nodes
 
 
-def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource) -> tuple[dict, dict]:
-    """``reuse_from_run`` → ({node: execution id}, {node: problem}), through that run's ledger."""
+def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource, dag_id: str) -> tuple[dict, dict]:
+    """``reuse_from_run`` → ({node: execution id}, {node: problem}), through the ledger of that run of
+    DAG ``dag_id`` (the run's own DAG: another DAG of the same pipeline may have a run of that id)."""
     if not from_run:
         return {}, {}
     run_id, nodes = _shape(from_run)
-    rows = cache.run_nodes(spec.name, run_id)
+    rows = cache.run_nodes(dag_id, run_id)
     published: dict[str, list[dict[str, Any]]] = {}
     for row in rows or []:
         published.setdefault(row["node"], []).append(row)
@@ -92,7 +93,7 @@ def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource) -> tupl
         if problem is None and rows is None:
             problem = "the run ledger cannot be read (the cache database is unavailable)"
         elif problem is None and not rows:
-            problem = f"no run {run_id!r} of pipeline {spec.name!r} is in the run ledger"
+            problem = f"no run {run_id!r} of pipeline {spec.name!r} is in the run ledger (of DAG {dag_id!r})"
         elif problem is None and node not in published:
             problem = f"node {node!r} has no execution in run {run_id!r}: it failed or did not run there"
         if problem is None:
@@ -103,12 +104,12 @@ def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource) -> tupl
 
 
 def check_pins(
-    pins: Any, spec: PipelineSpec, cache: ExecutionSource, from_run: Any = None
+    pins: Any, spec: PipelineSpec, cache: ExecutionSource, from_run: Any = None, *, dag_id: str
 ) -> dict[str, Execution]:
-    """Every pin of the run, resolved to its execution. Any problem raises one ManualReuseError that
-    names each node concerned and why, before anything runs."""
+    """Every pin of a run of DAG ``dag_id``, resolved to its execution. Any problem raises one
+    ManualReuseError that names each node concerned and why, before anything runs."""
     by_id, problems = _by_id(pins or {}, spec)
-    from_run_ids, more = _from_run(from_run, spec, cache)
+    from_run_ids, more = _from_run(from_run, spec, cache, dag_id)
     problems |= more
     found: dict[str, Execution] = {}
     for node, execution_id in {**from_run_ids, **by_id}.items():

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.errors import ValohaiReuseError
-from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses, safe_id
+from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,
     REUSE_NODES,
@@ -165,26 +165,32 @@ def _plan_node(ctx: _Context, a: Analysis, name: str, pins: Mapping[str, Any]) -
     return [plan for plan, _ in results]
 
 
-def _analysis(path: str | Path, pipeline: str) -> Analysis:
+def _analysis(path: str | Path, pipeline: str, prefix: str) -> tuple[str, Analysis]:
+    """The DAG id and analysis of ``pipeline``, given by its name (its DAG id is then the drop-in's,
+    with ``dag_id_prefix``) or by its DAG id (any prefix, for DAGs a DAG file built with its own): the
+    DAG id names the runs whose ledger ``reuse_from_run`` reads."""
     found = dict(analyses(path, None, "", None))
-    analysis = found.get(pipeline) or found.get(safe_id(pipeline))
-    if analysis is None:
-        raise ValohaiReuseError(f"no pipeline {pipeline!r} in {path}; there are: {', '.join(found)}")
-    return analysis
+    for plain, analysis in found.items():
+        if pipeline in (prefix + plain, analysis.pipeline.name, plain):
+            return prefix + plain, analysis
+    suffixes = sorted((p for p in found if p and pipeline.endswith(p)), key=len, reverse=True)
+    if suffixes:
+        return pipeline, found[suffixes[0]]
+    raise ValohaiReuseError(f"no pipeline {pipeline!r} in {path}; there are: {', '.join(found)}")
 
 
 def plan(path: str | Path, pipeline: str, conf: Mapping[str, Any] | None = None) -> list[NodePlan]:
     """Predict every node of ``pipeline`` (its name or DAG id) in the valohai.yaml at ``path``, for a
     run triggered with ``conf``; starts no container."""
-    a = _analysis(path, pipeline)
-    params = _params(a, dict(conf or {}))
     settings = load_settings()
+    dag_id, a = _analysis(path, pipeline, settings.dag_id_prefix)
+    params = _params(a, dict(conf or {}))
     cache = open_cache(settings.sql_alchemy_conn, log)
     store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
     spec = pipeline_spec(a)
     reuse = reuse_on(params, spec.reuse_executions)
     ctx = _Context(params, settings, cache, store, reuse)
-    pins = check_pins(params.get(REUSE_NODES), spec, cache, params.get(REUSE_FROM_RUN))
+    pins = check_pins(params.get(REUSE_NODES), spec, cache, params.get(REUSE_FROM_RUN), dag_id=dag_id)
     return [found for name in run_order(a) for found in _plan_node(ctx, a, name, pins)]
 
 
