@@ -272,7 +272,7 @@ def test_dag_doc_cuts_out_only_the_pipeline_s_part(tmp_path):
 
 def test_dag_doc_says_what_differs_from_valohai():
     path = ROOT / "tests" / "pipelines" / "corpus" / "06_deployment.yaml"
-    doc = pipeline_doc(_analysis(path, "train_and_deploy"))
+    doc = pipeline_doc(_analysis(path, "train_and_deploy"), ())
     assert "deployment node 'deploy' left out" in doc
     assert "'Train classifier' → `Train_classifier`" in doc
     assert "(left out)" in doc

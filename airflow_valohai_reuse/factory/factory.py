@@ -23,6 +23,7 @@ from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
 from airflow_valohai_reuse.pipeline.options import options
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
+from airflow_valohai_reuse.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ def build_dags(
     if refused:
         key = refused[0]
         raise TypeError(f"build_dags: operator_kwargs cannot set {key!r}: {NOT_TAKEN[key]}")
+    secrets = load_settings().secret_env_patterns
     return {
-        dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs)
+        dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs, secrets)
         for dag_id, analysis in analyses(path, repository, dag_id_prefix, only_dag_id)
     }
 
@@ -135,13 +137,13 @@ def _params(a: Analysis) -> dict[str, Param]:
     return params
 
 
-def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules) -> DAG:
+def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules, secrets: tuple[str, ...]) -> DAG:
     pipeline = a.pipeline
     return DAG(
         dag_id,
         dag_display_name=pipeline.name,
         description=f"valohai.yaml pipeline {pipeline.name}",
-        doc_md=pipeline_doc(a),
+        doc_md=pipeline_doc(a, secrets),  # stored in the metadata DB: secret-named values masked
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
@@ -150,12 +152,14 @@ def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules) -> DAG:
     )
 
 
-def _build_dag(a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any]) -> DAG:
+def _build_dag(
+    a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any], secrets: tuple[str, ...]
+) -> DAG:
     from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
 
     spec = pipeline_spec(a)
     rules = run_rules(a)
-    dag = _dag(a, dag_id, schedule, rules)
+    dag = _dag(a, dag_id, schedule, rules, secrets)
     feeds = {s.spread_from.source_node for s in a.sweeps.values() if s.spread_from is not None}
     tasks: dict[str, Any] = {}
     # A node whose metadata spreads a task node's variants is made first: the mapping refers to it.

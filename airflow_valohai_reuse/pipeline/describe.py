@@ -15,6 +15,7 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 
 from airflow_valohai_reuse.pipeline.analysis import Analysis
 from airflow_valohai_reuse.pipeline.failures import rules_notes, run_rules
+from airflow_valohai_reuse.pipeline.masked import masked_yaml
 from airflow_valohai_reuse.pipeline.unapplied import step_notes
 
 _ITEM = re.compile(r"^-\s*([\w-]+)\s*:\s*(#.*)?$")
@@ -140,12 +141,14 @@ def _edges(a: Analysis) -> list[str]:
     return lines
 
 
-def pipeline_doc(a: Analysis) -> str:
-    """The DAG's ``doc_md``."""
+def pipeline_doc(a: Analysis, secret_patterns: tuple[str, ...]) -> str:
+    """The DAG's ``doc_md``; values named like secrets (``secret_patterns``) in its valohai.yaml are
+    masked, since the documentation is stored in the metadata database and shown to every reader."""
     lines = [f"Pipeline **{a.pipeline.name}** from `{a.path}`.", "", "### Nodes", "", *_nodes_table(a)]
     lines += ["", "### Edges", "", *_edges(a)]
     lines += ["", "### Differences from Valohai", "", *[f"- {note}" for note in differences(a)]]
     part = yaml_part(a)
+    part = masked_yaml(part, secret_patterns) if part is not None else None
     if part is not None:
         lines += ["", "### valohai.yaml", "", "```yaml", part, "```"]
     return "\n".join(lines)
