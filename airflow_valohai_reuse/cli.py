@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--conf", default="{}", help="the run's conf as JSON, as given to a trigger")
     plan.add_argument("--json", action="store_true", help="print JSON")
     explain = commands.add_parser("explain", help="what a past execution was keyed on, and what changed")
-    explain.add_argument("execution_id")
+    explain.add_argument("execution_id", help="an execution id, or a unique prefix of 8 or more characters")
     explain.add_argument(
         "--against", help="compare with this execution (default: the previous one of the step)"
     )
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     invalidate = commands.add_parser("invalidate", help="stop executions from being reused (kept on record)")
     which = invalidate.add_mutually_exclusive_group(required=True)
-    which.add_argument("--execution", help="one execution id")
+    which.add_argument("--execution", help="one execution id (or a unique prefix of 8 or more characters)")
     which.add_argument("--step", help="every execution of this step")
     which.add_argument("--pipeline", help="every execution recorded by this pipeline")
     invalidate.add_argument("--reason", required=True, help="why; kept with the entry")
@@ -123,9 +123,11 @@ def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
     from airflow_valohai_reuse.fingerprint.components import describe, diff
 
     cache = cache_db()
+    execution_id = cache.resolve(execution_id)  # a short id as the pages show it
     execution = cache.get(execution_id)
     if execution is None:
         raise ValohaiReuseError(f"no successful execution with id {execution_id!r}")
+    against = cache.resolve(against) if against else None
     other = cache.get(against) if against else cache.nearest(execution.step, before=execution.finished_at)
     if against and other is None:
         raise ValohaiReuseError(f"no successful execution with id {against!r}")

@@ -90,9 +90,10 @@ def invalidate(args: argparse.Namespace) -> int:
 
     cache = cache_db()
     if args.execution:
-        if cache.get(args.execution) is None:
-            raise ValohaiReuseError(f"no reusable execution with id {args.execution!r}")
-        ids = [args.execution]
+        execution_id = cache.resolve(args.execution)  # a short id as the pages show it
+        if cache.get(execution_id) is None:
+            raise ValohaiReuseError(f"no reusable execution with id {execution_id!r}")
+        ids = [execution_id]
     else:
         ids = [e.id for e in cache.entries(step=args.step, pipeline=args.pipeline)]
     count = cache.invalidate(ids, by=args.by or getpass.getuser(), reason=args.reason)

@@ -132,6 +132,14 @@ class ExecutionCache:
             .limit(1)
         )
 
+    def resolve(self, given: str) -> str:
+        """The id of the execution ``given`` (an id, or a unique prefix of one) names; raises
+        :class:`~.ids.ExecutionIdError` where it names none or several."""
+        from airflow_valohai_reuse.cache.ids import resolve
+
+        with self.engine.connect() as conn:
+            return resolve(conn, given)
+
     def get(self, execution_id: str) -> Execution | None:
         return self._one(select(executions).where(executions.c.id == execution_id, _live()))
 

@@ -35,6 +35,7 @@ class Cache(Protocol):
     url: str
 
     def lookup(self, fingerprint: str) -> Execution | None: ...
+    def resolve(self, given: str) -> str: ...
     def get(self, execution_id: str) -> Execution | None: ...
     def nearest(self, step: str) -> Execution | None: ...
     def record(self, execution: Execution, entry: Entry | None = None) -> bool: ...
@@ -55,6 +56,9 @@ class NullCache:
 
     def lookup(self, fingerprint: str) -> Execution | None:
         return None
+
+    def resolve(self, given: str) -> str:
+        return given
 
     def get(self, execution_id: str) -> Execution | None:
         return None
@@ -118,6 +122,9 @@ class FailOpenCache(NullCache):
 
     def lookup(self, fingerprint: str) -> Execution | None:
         return self._try("looking up an execution", lambda: self.cache.lookup(fingerprint), None)
+
+    def resolve(self, given: str) -> str:
+        return self._try(f"reading execution {given}", lambda: self.cache.resolve(given), given)
 
     def get(self, execution_id: str) -> Execution | None:
         return self._try(f"reading execution {execution_id}", lambda: self.cache.get(execution_id), None)

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection
 
-from airflow_valohai_reuse.cache import aggregates, rows
+from airflow_valohai_reuse.cache import aggregates, ids, rows
 from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
 from airflow_valohai_reuse.plugins import api, display, downloads, lookups
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
@@ -126,6 +126,10 @@ def execution_page(
 
     dag_ids = lookups.readable_dags(user)
     with cache_connection() as conn:
+        try:
+            execution_id = ids.resolve(conn, execution_id, dag_ids)  # a short id as the pages show it
+        except ids.ExecutionIdError as exc:
+            return _page(request, "error.html", 404, message=f"{exc}.")
         found = rows.execution(conn, execution_id, dag_ids)
         if found is None:
             return _page(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from airflow_valohai_reuse.cache.ids import ExecutionIdError
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES
 from airflow_valohai_reuse.pipeline.spec import PipelineSpec
@@ -19,6 +20,7 @@ from airflow_valohai_reuse.runtime.inputs import glob_match
 
 
 class ExecutionSource(Protocol):
+    def resolve(self, given: str) -> str: ...
     def get(self, execution_id: str) -> Execution | None: ...
     def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None: ...
 
@@ -48,7 +50,7 @@ def _execution_problem(node: str, execution: Execution, spec: PipelineSpec) -> s
     return None
 
 
-def _by_id(pins: Any, spec: PipelineSpec) -> tuple[dict[str, str], dict[str, str]]:
+def _by_id(pins: Any, spec: PipelineSpec, cache: ExecutionSource) -> tuple[dict[str, str], dict[str, str]]:
     """``reuse_nodes`` → ({node: execution id}, {node: problem})."""
     if not isinstance(pins, Mapping):
         raise ManualReuseError(
@@ -61,8 +63,11 @@ def _by_id(pins: Any, spec: PipelineSpec) -> tuple[dict[str, str], dict[str, str
         if problem is None and (not isinstance(execution_id, str) or not execution_id):
             problem = f"node {node!r}: execution id must be a non-empty string, got {execution_id!r}"
         if problem is None:
-            ids[node] = execution_id
-        else:
+            try:
+                ids[node] = cache.resolve(execution_id)  # a short id as the pages show it
+            except ExecutionIdError as exc:
+                problem = f"node {node!r}: {exc}"
+        if problem is not None:
             problems[str(node)] = f"{REUSE_NODES}: {problem}"
     return ids, problems
 
@@ -108,7 +113,7 @@ def check_pins(
 ) -> dict[str, Execution]:
     """Every pin of a run of DAG ``dag_id``, resolved to its execution. Any problem raises one
     ManualReuseError that names each node concerned and why, before anything runs."""
-    by_id, problems = _by_id(pins or {}, spec)
+    by_id, problems = _by_id(pins or {}, spec, cache)
     from_run_ids, more = _from_run(from_run, spec, cache, dag_id)
     problems |= more
     found: dict[str, Execution] = {}
