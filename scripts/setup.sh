@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up on a fresh machine: Docker daemon, a compose tool, a headless browser, virtual
-# environment, package, local images.
+# environment, package, local images (the busybox test images and python:3.11-bookworm for the
+# example pipeline, each built only when absent or out of date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-docker.sh
@@ -22,4 +23,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 scripts/build-images.sh
+scripts/build-python-image.sh
 echo "ready: run the tests with .venv/bin/python -m pytest"
