@@ -63,14 +63,14 @@ def test_a_unique_prefix_of_eight_or_more_names_its_execution(cache):
         assert resolve(conn, "FFEEDDCC") == PREP  # as a user may paste it
         with pytest.raises(ExecutionIdError, match=f"'0a1b2c3d' is ambiguous: it starts {FIT_A}, {FIT_B}"):
             resolve(conn, "0a1b2c3d")
-        with pytest.raises(ExecutionIdError, match="needs at least 8 characters"):
+        with pytest.raises(ExecutionIdError, match="a short id needs at least 8 characters"):
             resolve(conn, "ffeedd")
-        with pytest.raises(ExecutionIdError, match="no execution with id '12345678' or an id that starts"):
+        with pytest.raises(ExecutionIdError, match=r"with id '12345678' \(nor one whose id starts with it\)"):
             resolve(conn, "12345678")
-        with pytest.raises(ExecutionIdError, match="or an id that starts"):
+        with pytest.raises(ExecutionIdError, match="nor one whose id starts"):
             resolve(conn, "ffeeddc%")  # LIKE's wildcards are plain characters here
         # an execution of a DAG the reader may not read is not found by its prefix
-        with pytest.raises(ExecutionIdError, match="or an id that starts"):
+        with pytest.raises(ExecutionIdError, match="nor one whose id starts"):
             resolve(conn, "ffeeddcc", dag_ids=["other"])
 
 
@@ -95,7 +95,7 @@ def test_explain_and_invalidate_take_a_short_id(cache, monkeypatch, capsys):
     assert cli.main(["explain", "0a1b2c3d"]) == 2
     assert f"is ambiguous: it starts {FIT_A}, {FIT_B}" in capsys.readouterr().err
     assert cli.main(["explain", "0a1b"]) == 2
-    assert "needs at least 8 characters" in capsys.readouterr().err
+    assert "a short id needs at least 8 characters" in capsys.readouterr().err
     assert cli.main(["invalidate", "--execution", "0a1b2c3d-2", "--reason", "bad", "--by", "me"]) == 0
     assert "invalidated 1 execution(s)" in capsys.readouterr().out
     assert cache.get(FIT_B) is None and cache.get(FIT_A) is not None

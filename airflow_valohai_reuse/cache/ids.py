@@ -33,7 +33,7 @@ def resolve(conn: Connection, given: str, dag_ids: Collection[str] | None = None
         return given
     if len(given) < MIN_PREFIX:
         raise ExecutionIdError(
-            f"no execution with id {given!r}; a short execution id needs at least {MIN_PREFIX} characters"
+            f"no successful execution with id {given!r} (a short id needs at least {MIN_PREFIX} characters)"
         )
     query = (
         select(executions.c.id)
@@ -44,7 +44,7 @@ def resolve(conn: Connection, given: str, dag_ids: Collection[str] | None = None
     )
     found = list(conn.execute(query).scalars())
     if not found:
-        raise ExecutionIdError(f"no execution with id {given!r} or an id that starts with it")
+        raise ExecutionIdError(f"no successful execution with id {given!r} (nor one whose id starts with it)")
     if len(found) > 1:
         shown = ", ".join(found[:_SHOWN]) + (", …" if len(found) > _SHOWN else "")
         raise ExecutionIdError(f"execution id {given!r} is ambiguous: it starts {shown}; give more of the id")
