@@ -20,7 +20,7 @@ from airflow_valohai_reuse.factory.control import add_approvals, add_status_task
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
 from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
-from airflow_valohai_reuse.pipeline.options import options
+from airflow_valohai_reuse.pipeline.options import TARGETS, options
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
 from airflow_valohai_reuse.settings import load_settings
@@ -131,10 +131,24 @@ def _params(a: Analysis) -> dict[str, Param]:
         for name, option in options(a.task_ids, bool(a.pipeline.reuse_executions)).items()
     }
     for name, p in a.params.items():
+        schema = {"type": p.type} if p.type else {}
         params[name] = Param(
-            p.default, title=name, description=p.description, **({"type": p.type} if p.type else {})
+            p.default, title=name, description=p.description, **schema, **{TARGETS: _targets(a, name)}
         )
     return params
+
+
+def _targets(a: Analysis, name: str) -> list[dict[str, Any]]:
+    """The step parameters pipeline parameter ``name`` sets, declared as the nodes check them (the
+    trigger refuses what they would refuse; :data:`~.options.TARGETS`)."""
+    found = []
+    for node, by_param in a.targets.items():
+        for parameter in by_param.get(name, ()):
+            declared = a.steps[node].parameters.get(parameter) if node in a.steps else None
+            if declared is not None:
+                data = {k: v for k, v in declared.serialize().items() if k not in ("default", "description")}
+                found.append({"node": node, "parameter": data})
+    return found
 
 
 def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules, secrets: tuple[str, ...]) -> DAG:

@@ -4,13 +4,25 @@ The schemas name the pipeline's nodes, so Airflow refuses a trigger that names a
 lacks (HTTP 400 from the REST API, a warning in the trigger form) before a run exists; the same
 schemas check ``valohai-reuse plan --conf``. A type that includes ``"null"`` keeps the trigger form
 from marking a field required: null means the default.
+
+What a schema cannot say is refused at trigger time too (:func:`refusal`, which the plugin's API server
+middleware asks): a conf key that is neither a Param nor a run option (Airflow keeps it and the run
+ignores it, so a typo such as ``reuse_execution`` would do the opposite of what was asked), and a value
+a node would refuse.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+#: in a pipeline parameter's Param schema: the step parameters it sets, ``{"node", "parameter"}`` (the
+#: declaration as valohai-yaml serializes it, its default left out), so that the trigger refuses what
+#: the nodes would (an integer given as 3.0, a value outside min/max or the choices); JSON Schema
+#: ignores a keyword it does not know
+TARGETS = "x-valohai-targets"
 
 REUSE_EXECUTIONS = "reuse_executions"
 REUSE_NODES = "reuse_nodes"
@@ -89,6 +101,58 @@ def unknown_keys_warning(keys: list[str], known: Iterable[str]) -> str:
         f"conf key(s) {', '.join(map(repr, keys))} are neither run options nor pipeline parameters and "
         f"change nothing; the known keys are: {', '.join(sorted(set(known) | set(NAMES)))}"
     )
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name nearest ``key``, or nothing where none is near."""
+    near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def target_problem(
+    key: str, value: Any, targets: Iterable[Mapping[str, Any]], patterns: Iterable[str]
+) -> str | None:
+    """What a node would refuse in pipeline parameter ``key`` = ``value``: each target's declaration
+    checked as the node checks it (:func:`~.stepdef.normalize_value`); a secret's value is not quoted."""
+    from valohai_yaml.objs.parameter import Parameter
+
+    from airflow_valohai_reuse.errors import ParameterError
+    from airflow_valohai_reuse.pipeline.stepdef import is_secret, normalize_value
+
+    if value is None:
+        return None  # null: the default applies
+    for target in targets:
+        declared = dict(target["parameter"])
+        try:
+            normalize_value(Parameter.parse(declared), value)
+        except ParameterError as exc:
+            refused = exc.hidden() if is_secret(key, tuple(patterns)) else exc
+            where = f"parameter {declared['name']!r} of node {target['node']!r}"
+            return f"Invalid input for param {key}: {refused.problem} ({where} refuses it)"
+    return None
+
+
+def refusal(conf: Any, schemas: Mapping[str, Mapping[str, Any]], patterns: Iterable[str]) -> str | None:
+    """Why a trigger of a pipeline DAG whose Params have these schemas must refuse ``conf``, in one
+    line: a key that is neither a run option nor a pipeline parameter (Airflow would keep it and the
+    run would ignore it), a value the schema refuses, or one a node would refuse. None: accepted."""
+    if not isinstance(conf, Mapping):
+        return None  # Airflow's own validation answers a conf that is not an object
+    for key in conf:
+        if key not in schemas:
+            near = did_you_mean(key, schemas)
+            return (
+                f"conf key {key!r} is neither a run option nor a pipeline parameter{near}; "
+                f"the keys are: {', '.join(sorted(schemas))}"
+            )
+    problems = check_conf(conf, {k: {n: v for n, v in s.items() if n != TARGETS} for k, s in schemas.items()})
+    if problems:
+        return problems[0]
+    for key, value in conf.items():
+        problem = target_problem(key, value, schemas[key].get(TARGETS, ()), patterns)
+        if problem:
+            return problem
+    return None
 
 
 def check_conf(conf: Mapping[str, Any], schemas: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -1,5 +1,6 @@
 """The Airflow plugin: the Execution reuse page and the reuse views of DAGs and runs (a FastAPI app shown
-through external views), and the extra links of node tasks.
+through external views), the extra links of node tasks, and the API server middleware that refuses at
+trigger time a conf a pipeline DAG's run would ignore or its nodes would refuse (:mod:`~.confcheck`).
 
 Airflow loads every plugin in every task process (for its macros), so the app and the links are built
 when Airflow first asks for them, in the API server: a task does not pay for importing FastAPI.
@@ -32,6 +33,12 @@ def _fastapi_apps() -> list[Any]:
     from airflow_valohai_reuse.plugins.app import app
 
     return [{"app": app, "url_prefix": APP_PREFIX, "name": "Execution reuse"}]
+
+
+def _middlewares() -> list[Any]:
+    from airflow_valohai_reuse.plugins.confcheck import ConfCheck
+
+    return [{"middleware": ConfCheck, "args": [], "kwargs": {}, "name": "Valohai reuse trigger conf check"}]
 
 
 def _links() -> list[Any]:
@@ -80,4 +87,5 @@ class ValohaiReusePlugin(AirflowPlugin):
     name = "valohai_reuse"
     external_views = EXTERNAL_VIEWS
     fastapi_apps = _Built(_fastapi_apps)  # type: ignore[assignment]
+    fastapi_root_middlewares = _Built(_middlewares)  # type: ignore[assignment]
     operator_extra_links = _Built(_links)  # type: ignore[assignment]
