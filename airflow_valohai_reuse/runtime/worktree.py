@@ -54,20 +54,11 @@ class WorkTree:
     def write_config(
         self, parameters: Mapping[str, Any], inputs: Mapping[str, list[FileRef]], execution: Mapping[str, Any]
     ) -> None:
+        """The config files valohai-utils reads (``valohai.inputs()``, ``valohai.parameters()``), in
+        Valohai's shape: inputs.json maps each input to ``{"files": [{name, path, size, uri,
+        checksums}]}``, parameters.json maps each parameter to its typed value."""
         inputs_json = {
-            name: {
-                "files": [
-                    {
-                        "name": ref.name,
-                        "path": f"{VALOHAI}/inputs/{name}/{ref.name}",
-                        "size": ref.size,
-                        "uri": ref.uri,
-                        "checksums": {"sha256": ref.checksum},
-                    }
-                    for ref in refs
-                ]
-            }
-            for name, refs in inputs.items()
+            name: {"files": [self._input_file(name, ref) for ref in refs]} for name, refs in inputs.items()
         }
         for filename, value in (
             ("parameters.json", dict(parameters)),
@@ -75,6 +66,20 @@ class WorkTree:
             ("execution.json", dict(execution)),
         ):
             (self.config / filename).write_text(json.dumps(value, indent=2, sort_keys=True))
+
+    def _input_file(self, name: str, ref: FileRef) -> dict[str, Any]:
+        placed = self.inputs / name / ref.name
+        size = ref.size if ref.size is not None else (placed.stat().st_size if placed.is_file() else None)
+        # Valohai's checksums are named digests; an ETag or an http(s) validator is none of them.
+        checksum = ref.checksum or ""
+        sha256 = len(checksum) == 64 and all(c in "0123456789abcdef" for c in checksum)
+        return {
+            "name": ref.name,
+            "path": f"{VALOHAI}/inputs/{name}/{ref.name}",
+            "size": size,
+            "uri": ref.uri,
+            "checksums": {"sha256": checksum} if sha256 else {},
+        }
 
 
 def container_environment(execution_id: str) -> dict[str, str]:
