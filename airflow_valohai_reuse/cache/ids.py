@@ -44,7 +44,7 @@ def resolve(conn: Connection, given: str, dag_ids: Collection[str] | None = None
     )
     found = list(conn.execute(query).scalars())
     if not found:
-        raise ExecutionIdError(f"no successful execution with id {given!r} (nor one whose id starts with it)")
+        raise ExecutionIdError(f"no successful execution with id {given!r}")  # nor a prefix of one
     if len(found) > 1:
         shown = ", ".join(found[:_SHOWN]) + (", …" if len(found) > _SHOWN else "")
         raise ExecutionIdError(f"execution id {given!r} is ambiguous: it starts {shown}; give more of the id")
