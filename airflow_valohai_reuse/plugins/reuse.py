@@ -1,9 +1,11 @@
 """The Airflow plugin: the Execution reuse page and the reuse views of DAGs and runs (a FastAPI app shown
 through external views), the extra links of node tasks, and the API server middleware that refuses at
-trigger time a conf a pipeline DAG's run would ignore or its nodes would refuse (:mod:`~.confcheck`).
+trigger time a conf a pipeline DAG's run would ignore or its nodes would refuse (:mod:`~.confcheck`),
+and the listener that notes reuse on task instances and runs when a run ends (:mod:`~.notes`).
 
 Airflow loads every plugin in every task process (for its macros), so the app and the links are built
-when Airflow first asks for them, in the API server: a task does not pay for importing FastAPI.
+when Airflow first asks for them, in the API server: a task does not pay for importing FastAPI. Each
+view has its own icon (:mod:`~.icons`), so the tabs of a run tell apart in the Graph and Grid.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+from airflow_valohai_reuse.plugins.icons import icons
 
 APP_PREFIX = "/valohai-reuse"  # the same as plugins.links.APP_PREFIX, kept here to import nothing
 
@@ -41,6 +45,12 @@ def _middlewares() -> list[Any]:
     return [{"middleware": ConfCheck, "args": [], "kwargs": {}, "name": "Valohai reuse trigger conf check"}]
 
 
+def _listeners() -> list[Any]:
+    from airflow_valohai_reuse.plugins.notes import listener
+
+    return [listener]
+
+
 def _links() -> list[Any]:
     from airflow_valohai_reuse.plugins.links import OutputsLink, SourceExecutionLink
 
@@ -55,30 +65,35 @@ EXTERNAL_VIEWS = [
         "destination": "nav",
         "url_route": "execution-reuse",
         "category": "browse",
+        **icons("dashboard"),
     },
     {
         "name": "Reuse",
         "href": "valohai-reuse/run?dag_id={DAG_ID}&run_id={RUN_ID}",
         "destination": "dag_run",
         "url_route": "reuse",
+        **icons("reuse"),
     },
     {
         "name": "Reuse",
         "href": "valohai-reuse/run?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}",
         "destination": "task_instance",
         "url_route": "task-reuse",  # routes are looked up across destinations: each its own
+        **icons("reuse"),
     },
     {
         "name": "Reuse nodes",
         "href": "valohai-reuse/reuse-nodes?dag_id={DAG_ID}&run_id={RUN_ID}",
         "destination": "dag_run",
         "url_route": "reuse-nodes",
+        **icons("pin"),
     },
     {
         "name": "Plan",
         "href": "valohai-reuse/plan?dag_id={DAG_ID}",
         "destination": "dag",
         "url_route": "reuse-plan",
+        **icons("plan"),
     },
 ]
 
@@ -88,4 +103,5 @@ class ValohaiReusePlugin(AirflowPlugin):
     external_views = EXTERNAL_VIEWS
     fastapi_apps = _Built(_fastapi_apps)  # type: ignore[assignment]
     fastapi_root_middlewares = _Built(_middlewares)  # type: ignore[assignment]
+    listeners = _Built(_listeners)  # type: ignore[assignment]  # reuse notes (notes.py)
     operator_extra_links = _Built(_links)  # type: ignore[assignment]
