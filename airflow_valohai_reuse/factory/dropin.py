@@ -64,6 +64,29 @@ def register_pipelines(
     return errors
 
 
+class ValohaiYamlError(Exception):
+    """The broken files' lines, one per file, as the first thing an import error shows.
+
+    Airflow stores a failed import's traceback (``dagbag_import_error_tracebacks``), which puts the
+    message under the frames. A cause that was never raised has no frames, and Python prints a cause
+    first: so the lines come first, each ``path:line: problem``. Named as a builtin so that the line
+    starts ``ValohaiYamlError:`` rather than this module's dotted path.
+    """
+
+    __module__ = "builtins"
+
+
+def located(exc: PipelineFileError) -> str:
+    """``path:line: problem`` where the line is known (a compiler's form, which editors follow)."""
+    from airflow_valohai_reuse.factory.yamllines import line_of
+
+    line = line_of(exc.path, exc.where, exc.problem)
+    if line is None:
+        return str(exc)
+    place = f"at {exc.where}: " if exc.where and not exc.where.startswith("line ") else ""
+    return f"{exc.path}:{line}: {place}{exc.problem}"
+
+
 def check_pipelines(default_folder: str | Path) -> None:
     """Raise one error naming every broken valohai.yaml, so Airflow lists it as an import error."""
     from airflow_valohai_reuse.pipeline.analysis import check_file
@@ -73,9 +96,10 @@ def check_pipelines(default_folder: str | Path) -> None:
         try:
             check_file(path)
         except PipelineFileError as exc:
-            problems.append(str(exc))
+            problems.append(located(exc))
     if problems:
-        raise PipelineFileError(
-            str(_folder(default_folder)),
-            f"{len(problems)} broken valohai.yaml file(s):\n" + "\n".join(problems),
+        lines = "\n".join(problems)
+        error = PipelineFileError(
+            str(_folder(default_folder)), f"{len(problems)} broken valohai.yaml file(s):\n{lines}"
         )
+        raise error from ValohaiYamlError(lines)
