@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, NoReturn
 
 from airflow_valohai_reuse.cache.failopen import Cache
+from airflow_valohai_reuse.cache.refusals import keep_refusal
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,
@@ -39,6 +40,7 @@ def run_pins(
         )
     except ManualReuseError as exc:
         if exc.stops(node):
+            keep_refusal(cache.url, context["dag"].dag_id, context["run_id"], exc.problems)  # Reuse tab
             refuse(exc, node, log)
         return exc.accepted, exc
     return pins, None

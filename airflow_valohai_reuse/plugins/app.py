@@ -27,9 +27,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection
 
-from airflow_valohai_reuse.cache import aggregates, ids, rows
+from airflow_valohai_reuse.cache import aggregates, ids, refusals, rows
 from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
-from airflow_valohai_reuse.plugins import api, display, downloads, lookups
+from airflow_valohai_reuse.plugins import api, display, downloads, graph, lookups, rungraph, steering
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
 
 app = FastAPI(title="Execution reuse", docs_url=None, redoc_url=None, openapi_url=None)
@@ -37,6 +37,7 @@ app.include_router(api.router)
 
 _templates = Environment(loader=PackageLoader("airflow_valohai_reuse.plugins", "templates"), autoescape=True)
 _templates.filters.update(display.FILTERS)
+_templates.filters["badge_class"] = graph.badge_class
 _templates.globals["ti_path"] = task_instance_path
 
 WINDOWS = (7, 30)
@@ -189,15 +190,22 @@ def download_output(
 
 @app.get("/run", response_class=HTMLResponse, dependencies=[RunReader])
 def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = None) -> HTMLResponse:
-    """A run's nodes, or (``task_id``: the task instance's Reuse tab) one node's."""
+    """A run's graph and nodes, or (``task_id``: the task instance's Reuse tab) one node's."""
     with cache_connection() as conn:
         view = rows.run_view(conn, dag_id, run_id)
+        refused = refusals.read(conn, dag_id, run_id)
+    state = lookups.run_state(dag_id, run_id)
+    if state is None and not view.rows:
+        return _no_such_run(request, dag_id, run_id)
     published = {(r["task_id"], r["map_index"]) for r in view.rows}
     # nodes that published nothing (failed, upstream failed, skipped, not run yet), with Airflow's state
     unpublished = [
         n for n in lookups.node_states(dag_id, run_id) if (n["task_id"], n["map_index"]) not in published
     ]
-    if task_id is not None:
+    pipeline = None
+    if task_id is None:
+        pipeline = rungraph.run_graph(dag_id, view, unpublished, refused)
+    else:
         view.rows = [r for r in view.rows if r["task_id"] == task_id]
         unpublished = [n for n in unpublished if n["task_id"] == task_id]
     kinds = [r["kind"] for r in view.rows]
@@ -212,8 +220,14 @@ def run_page(request: Request, dag_id: str, run_id: str, task_id: str | None = N
         unpublished=unpublished,
         reused=reused,
         ran=len(kinds) - reused,
-        state=lookups.run_state(dag_id, run_id),
+        state=state,
+        graph=pipeline,
+        refused=refused,
     )
+
+
+def _no_such_run(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+    return _page(request, "error.html", 404, message=f"No such run: DAG {dag_id} has no run {run_id!r}.")
 
 
 def _nodes(view: rows.RunView) -> list[dict[str, Any]]:
@@ -231,7 +245,18 @@ def reuse_nodes_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse
     with cache_connection() as conn:
         view = rows.run_view(conn, dag_id, run_id)
     state = lookups.run_state(dag_id, run_id)
-    return _page(request, "reuse_nodes.html", dag_id=dag_id, run_id=run_id, nodes=_nodes(view), state=state)
+    if state is None and not view.rows:
+        return _no_such_run(request, dag_id, run_id)
+    params = steering.parameters(dag_id, steering.run_conf(dag_id, run_id))
+    return _page(
+        request,
+        "reuse_nodes.html",
+        dag_id=dag_id,
+        run_id=run_id,
+        nodes=_nodes(view),
+        state=state,
+        parameters=params,
+    )
 
 
 @app.get("/plan", response_class=HTMLResponse, dependencies=[RunReader])
