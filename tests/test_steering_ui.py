@@ -100,7 +100,11 @@ def test_notes_mark_reuse_in_the_grid_and_the_reuse_tab_draws_the_pipeline(airfl
     browser.open(f"dags/{DAG}")
     browser.until("the Grid's runs", lambda: "preprocess" in browser.text() and "evaluate" in browser.text())
     time.sleep(2)  # the Grid's cells stream in after its task names
+    # twice the pixels, so the small cells' note marks can be told apart in the picture
+    metrics = {"width": 1280, "height": 900, "deviceScaleFactor": 2, "mobile": False}
+    browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     browser.shot("grid-with-notes")
+    browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     browser.open(f"dags/{DAG}/runs/{quote(second, safe='')}/plugin/reuse")
     text = browser.frame("Reuse", "nodes reused")
@@ -129,6 +133,7 @@ def test_notes_mark_reuse_in_the_grid_and_the_reuse_tab_draws_the_pipeline(airfl
     icons = browser.until("the plugin tabs' icons", tab_icons)
     time.sleep(1)  # the graph lays itself out
     browser.shot("graph-mode-tab-icons")
+    browser.driver.find_elements(By.CSS_SELECTOR, "[aria-label*='Grid'], [title*='Grid']")[0].click()
     assert icons["Reuse"] != icons["Reuse nodes"] and all(
         s.startswith("data:image/svg+xml") for s in icons.values()
     )
