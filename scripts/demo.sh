@@ -28,12 +28,14 @@ mkdir -p "$AIRFLOW_HOME"
 # it saved); then the time saved in all and the evaluation's metrics, as its metadata line printed them.
 report() {
   awk '
+    BEGIN { h = "[0-9a-f][0-9a-f][0-9a-f][0-9a-f]"; uuid_tail = "-" h "-" h "-" h "-" h h h }
     /\[DAG TEST\] starting task_id=/ { match($0, /task_id=[^ ]+/); task = substr($0, RSTART + 8, RLENGTH - 8) }
     /\] (not reused|REUSED execution|PINNED execution|reuse_executions is off)/ {
       line = $0
       sub(/^[^]]*\] /, "", line)
       sub(/ \[airflow[^]]*\] loc=.*$/, "", line)
       sub(/ from [^ ]+ \(/, " (", line)
+      gsub(uuid_tail, "…", line)  # execution ids: their first 8 digits
       if (match(line, /time saved: [0-9.]+ s/)) saved += substr(line, RSTART + 12, RLENGTH - 14)
       print task ": " line
     }
