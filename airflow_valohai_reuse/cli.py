@@ -141,6 +141,7 @@ def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
         "duration_s": execution.duration_s,
         "fingerprint": execution.fingerprint,
         "code_scope": execution.components["code"].get("scope"),
+        "code_scope_widened": execution.components["code"].get("widened") or None,
         "code_files": sorted(execution.components["code"].get("files", {})),
         "parameters": execution.components["parameters"],
         "outputs": [o.name for o in execution.outputs],

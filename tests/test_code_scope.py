@@ -108,3 +108,29 @@ def test_uncommitted_edit_runs_and_never_poisons_the_committed_entry(reuse_env, 
     assert back.xcoms["train"]["reused_from"] == committed.xcoms["train"]["execution_id"]
     text = Path(back.xcoms["train"]["outputs"][0]["uri"].removeprefix("file://")).read_text()
     assert text == "model v1 of: a\nb\n"
+
+
+def test_a_step_starved_by_its_scope_is_told_the_file_and_the_include(
+    tmp_path, reuse_env, docker_client, capfd
+):
+    """A file the scope cannot see named (a path put together at run time) is missing in the
+    container: the task's log names it and the valohai-reuse.yaml that brings it in."""
+    project = tmp_path / "starved"
+    _write(
+        project,
+        {
+            "valohai.yaml": (
+                "- step:\n    name: report\n    image: valohai-reuse-example:busybox\n"
+                "    command: sh report.sh\n"
+                "- pipeline:\n    name: starved\n    nodes:\n"
+                "      - {name: report, type: execution, step: report}\n    edges: []\n"
+            ),
+            "report.sh": 'cat "$(echo conf)igs/limits.json" > /valohai/outputs/limits.json\n',
+            "configs/limits.json": "{}\n",
+        },
+    )
+    result = run(build_dags(project / "valohai.yaml")["starved"], docker_client)
+    assert result.task_states["report"] == "failed"
+    log = capfd.readouterr().out
+    assert "project files outside its code scope (configs/limits.json)" in log
+    assert 'include: ["configs/limits.json"]' in log

@@ -122,9 +122,7 @@ def _pins(docker_client) -> list[str]:
     return [t for i in docker_client.api.images(name=PIN_REPOSITORY) for t in i["RepoTags"] or ()]
 
 
-def test_every_form_docker_accepts_runs_the_same_local_image(
-    reuse_env, docker_client, busybox_id, tagged
-):
+def test_every_form_docker_accepts_runs_the_same_local_image(reuse_env, docker_client, busybox_id, tagged):
     from harness import run
 
     from airflow_valohai_reuse import build_dags
@@ -257,7 +255,8 @@ def test_a_digest_reference_and_a_pull_once_from_a_registry(reuse_env, docker_cl
     assert first.state == second.state == "success", (first.task_states, second.task_states)
     assert len(pulls) == 1  # the first run pulled; the second found the image and reused the node
     assert second.xcoms["by-digest"]["reused"] is True
-    assert json.loads(_output(first.xcoms["by-digest"], "execution.json"))[
-        "valohai.execution-image"
-    ] == images["by-digest"]
+    assert (
+        json.loads(_output(first.xcoms["by-digest"], "execution.json"))["valohai.execution-image"]
+        == images["by-digest"]
+    )
     docker_client.api.remove_image(images["by-digest"], noprune=True)

@@ -52,6 +52,19 @@ def _dropin(pipelines: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return bag.dags
 
 
+def _explained(execution_id: str) -> dict[str, Any]:
+    """What ``valohai-reuse explain --json`` prints of an execution."""
+    import contextlib
+    import io
+
+    from airflow_valohai_reuse.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["explain", execution_id, "--json"]) == 0
+    return json.loads(printed.getvalue())
+
+
 def _project(name: str, reuse_env: Path) -> Path:
     pipelines = reuse_env / "pipelines"
     shutil.copytree(PROJECTS / name, pipelines / name)
@@ -111,6 +124,10 @@ def test_a_scikit_learn_project_with_valohai_utils_runs_twice_and_reruns_what_a_
     assert sorted(report) == ["report/score.json"]
     assert report["report/score.json"]["properties"] == {"accuracy": scored["metadata"]["test_accuracy"]}
     assert json.loads(_blob(report["report/score.json"]))["threshold"] == 0.5
+    # scoring unpickles a class of utils/, which no import of score.py names: its scope widened, and
+    # explain says why; preparing the data loads nothing unnamed and keeps its own files
+    assert "score.py calls pickle.load" in _explained(scored["execution_id"])["code_scope_widened"]
+    assert _explained(prepared["execution_id"])["code_scope_widened"] is None
     # the model's code changed: preprocessing is reused, the model is fitted and scored again
     assert _ran(third) == {"fit", "score"}
     assert third.xcoms["prepare-data"]["reused_from"] == prepared["execution_id"]

@@ -18,6 +18,7 @@ from airflow_valohai_reuse.cache.lease import Flight, owner_info
 from airflow_valohai_reuse.cache.ledger import TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
+from airflow_valohai_reuse.fingerprint.scopehint import failure_hint
 from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
@@ -256,6 +257,7 @@ class ReusableDockerOperator(DockerOperator):
             execution = self._run(job, holder)
         except Exception as exc:  # the node failed: its node-error actions, then the failure itself
             lines = getattr(exc, "logs", None) or []
+            self._hint_scope(lines, resolved)
             fire(
                 self.node,
                 When.ERROR,
@@ -277,6 +279,13 @@ class ReusableDockerOperator(DockerOperator):
             )
             return self._publisher(context, cache).publish(published, reason=reason)
         return self._publisher(context, cache).record(execution, published, reason)
+
+    def _hint_scope(self, lines: list[str], resolved: Resolved) -> None:
+        scope = self.node.code_scope
+        root = resolved.code_root or self.node.repository
+        said = failure_hint(lines, root, resolved.code, self.node.step.name, scope.include)
+        if said:
+            self.log.error("%s", said)
 
     def _run(self, job: _Job, holder: str) -> Execution:
         context, settings, resolved, work = job.context, job.settings, job.resolved, job.work

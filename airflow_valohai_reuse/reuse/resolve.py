@@ -16,7 +16,7 @@ from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files, listed_component
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
-from airflow_valohai_reuse.fingerprint.scope import scoped_files
+from airflow_valohai_reuse.fingerprint.scope import Scoped, scope_of
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import (
     environment_component,
@@ -152,6 +152,8 @@ def resolve(
     parameters = resolve_parameters(step, given, settings.secret_env_patterns)
     variables = environment_values(step, given_environment(node, upstream))
     code_root, code = _code(node, stat_cache, settings)
+    if code.get("widened"):
+        logger.info("code scope of step %r widened: %s", step.name, code["widened"])
     inputs = identify_inputs(node, upstream, inputs_dir, stat_cache, settings.aws_conn_id)
     stat_cache.flush()
     fingerprint = Fingerprint(
@@ -171,14 +173,20 @@ def resolve(
 
 def _code(node: NodeSpec, stat_cache: StatCache, settings: Settings) -> tuple[Path, dict[str, Any]]:
     """Where the node's code is, and its ``code`` component: the project's files in the step's scope,
-    or, for a node with ``commit:``, that commit's files in the same scope."""
+    or, for a node with ``commit:``, that commit's files in the same scope. A widened scope says why
+    in the component, so ``explain`` and the diff of a miss show it."""
     scope = node.code_scope
     if node.commit is None:
-        files = scoped_files(node.repository, list_files(node.repository), node.step, scope)
-        return node.repository, code_component(node.repository, files, stat_cache, scope.mode.value)
+        scoped = scope_of(node.repository, list_files(node.repository), node.step, scope)
+        code = code_component(node.repository, scoped.files, stat_cache, scope.mode.value)
+        return node.repository, _with_reason(code, scoped)
     tree = commit_files(node.commit, settings.work_dir)
-    files = scoped_files(tree.root, sorted(tree.files), node.step, scope)
-    return tree.root, listed_component(tree.files, files, scope.mode.value)
+    scoped = scope_of(tree.root, sorted(tree.files), node.step, scope)
+    return tree.root, _with_reason(listed_component(tree.files, scoped.files, scope.mode.value), scoped)
+
+
+def _with_reason(code: dict[str, Any], scoped: Scoped) -> dict[str, Any]:
+    return {**code, "widened": scoped.widened} if scoped.widened else code
 
 
 def merge_upstream(task_id: str, value: Any, *, partial: bool = False) -> dict[str, Any]:
