@@ -148,6 +148,9 @@ def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
     )
     for container in found.containers:
         print(f"  {container}", file=args.out)
+    print(f"{verb} remove {len(found.pins)} image name(s) left by runs that were killed", file=args.out)
+    for name in found.pins:
+        print(f"  {name}", file=args.out)
     if found.work_dirs_kept:
         print("kept every work folder: keep_work_dirs is set", file=args.out)
     else:

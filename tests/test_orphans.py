@@ -135,7 +135,7 @@ def _aged(folder: Path, seconds: float) -> Path:
 def test_gc_removes_finished_containers_and_unused_work_folders(reuse_env, docker_client):
     work, tag = reuse_env / "work", f"gc{uuid.uuid4().hex[:8]}"
     stale, live = _aged(work / "dead.t.abc", 7200), _aged(work / "live.t.def", 7200)
-    made = []
+    made, pin_tags = [], []
     try:
         exited = docker_client.containers.run(IMAGE, ["true"], labels=_labels(tag), detach=True)
         made.append(exited)
@@ -147,6 +147,17 @@ def test_gc_removes_finished_containers_and_unused_work_folders(reuse_env, docke
             IMAGE, ["sleep", "120"], labels=_labels(tag), mounts=[mount], detach=True
         )
         made.append(running)
+        # image names a killed run left: an old one, a young one, and one of the running container
+        hour_ago = int(time.time()) - 3600
+        busy = running.labels[f"{LABEL}.execution-id"]
+        left, young_pin, busy_pin = (
+            f"{uuid.uuid4()}.{hour_ago}",
+            f"{uuid.uuid4()}.{int(time.time()) + 600}",
+            f"{busy}.{hour_ago}",
+        )
+        for pin_tag in (left, young_pin, busy_pin):
+            docker_client.api.tag(IMAGE, "valohai-reuse-pinned", tag=pin_tag)
+            pin_tags.append(pin_tag)
         time.sleep(MIN_AGE_S + 0.5)
         young = work / "young.t.ghi"
         young.mkdir()
@@ -173,6 +184,10 @@ def test_gc_removes_finished_containers_and_unused_work_folders(reuse_env, docke
                 container.reload()
         running.reload()
         assert running.status == "running"
+        pins = {t for i in docker_client.images.list(name="valohai-reuse-pinned") for t in i.tags}
+        assert f"valohai-reuse-pinned:{left}" in done.stdout and f"valohai-reuse-pinned:{left}" not in pins
+        assert {f"valohai-reuse-pinned:{young_pin}", f"valohai-reuse-pinned:{busy_pin}"} <= pins
+        docker_client.images.get(IMAGE)  # the image itself stays
         assert not stale.exists() and live.exists() and young.exists()
         print(f"\n{dry.stdout}{done.stdout}")
 
@@ -185,3 +200,6 @@ def test_gc_removes_finished_containers_and_unused_work_folders(reuse_env, docke
         for container in made:
             with contextlib.suppress(NotFound):
                 container.remove(force=True)
+        for pin_tag in pin_tags:
+            with contextlib.suppress(NotFound):
+                docker_client.images.remove(f"valohai-reuse-pinned:{pin_tag}", noprune=True)

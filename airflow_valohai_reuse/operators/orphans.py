@@ -5,7 +5,8 @@ removes it or the work folder it mounts. Every node container is labelled with i
 and the lease holder that started it. The node that takes a dead worker's lease over stops and
 removes the dead holder's containers of that fingerprint before it starts its own, so one
 container per fingerprint runs; ``valohai-reuse gc`` removes node containers that ended or never
-started, and work folders no container uses.
+started, the image names a killed run left (``valohai-reuse-pinned:<execution>.<time>``), and work
+folders no container uses.
 
 A takeover searches only its own Docker daemon. An orphan on another Docker host runs to its end
 there (its worker is gone, so nothing records or publishes what it makes); ``valohai-reuse gc``
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
+from airflow_valohai_reuse.reuse.image import PIN_REPOSITORY, pin_of, unpin
 from airflow_valohai_reuse.runtime.commitcode import COMMITS_DIR
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ class Sweep:
     containers: list[str] = field(default_factory=list)  # "id  name  state  dag/run/task"
     work_dirs: list[Path] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # what could not be removed, and why
+    pins: list[str] = field(default_factory=list)  # image names of runs that ended without removing them
     unreachable: str | None = None  # why the Docker daemon could not be asked
     work_dirs_kept: bool = False  # keep_work_dirs is set
 
@@ -126,6 +129,10 @@ def sweep(
         if not dry_run:
             gone = _remove_containers(client, finished, report)
         used = _mounted(client, leaving=gone)
+        report.pins = _left_pins(client, cutoff, leaving=gone)
+        if not dry_run:
+            for name in report.pins:
+                unpin(client, name)
     except UNREACHABLE as exc:
         report.unreachable = f"{docker_url or 'DOCKER_HOST or the local socket'}: {exc}"
         return report
@@ -164,6 +171,17 @@ def _remove_containers(client: APIClient, finished: list[dict[str, Any]], report
             continue
         gone.add(container["Id"])
     return gone
+
+
+def _left_pins(client: APIClient, cutoff: float, leaving: set[str]) -> list[str]:
+    """Pin names older than ``cutoff`` whose execution has no container left (a run removes its own
+    when its container ends; one killed meanwhile cannot)."""
+    containers = client.containers(all=True, filters={"label": EXECUTION_ID})
+    kept = {c["Labels"].get(EXECUTION_ID) for c in containers if c["Id"] not in leaving}
+    names = [n for image in client.images(name=PIN_REPOSITORY) for n in image.get("RepoTags") or ()]
+    return sorted(
+        name for name in names if (pin := pin_of(name)) is not None and pin[1] < cutoff and pin[0] not in kept
+    )
 
 
 def _mounted(client: APIClient, leaving: set[str]) -> list[str]:

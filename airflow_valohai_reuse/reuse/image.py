@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,9 +166,20 @@ def identity(
 def pin(client: Any, image_id: str, execution_id: str) -> str:
     """A name for ``image_id`` that only this execution uses, so that the container starts from the
     fingerprinted image even if the step's tag moves meanwhile (the Docker provider's operator looks
-    its image up by name, and an image ID is no name). :func:`unpin` removes it after the run."""
-    client.tag(image_id, PIN_REPOSITORY, tag=execution_id)
-    return f"{PIN_REPOSITORY}:{execution_id}"
+    its image up by name, and an image ID is no name). :func:`unpin` removes it after the run; the
+    name says when it was made, so ``valohai-reuse gc`` can tell one a killed run left behind."""
+    tag = f"{execution_id}.{int(time.time())}"
+    client.tag(image_id, PIN_REPOSITORY, tag=tag)
+    return f"{PIN_REPOSITORY}:{tag}"
+
+
+def pin_of(name: str) -> tuple[str, float] | None:
+    """(execution id, when it was made) of a :func:`pin` name; None for any other name."""
+    repository, _, tag = name.rpartition(":")
+    execution_id, _, made = tag.rpartition(".")
+    if repository != PIN_REPOSITORY or not execution_id or not made.isdigit():
+        return None
+    return execution_id, float(made)
 
 
 def unpin(client: Any, pinned: str, logger: logging.Logger = log) -> None:

@@ -144,7 +144,9 @@ def resolve(
     image_id: Callable[[], str],
     logger: logging.Logger = log,
 ) -> Resolved:
-    """Compute the node's fingerprint; http(s) inputs are downloaded under ``inputs_dir`` on the way.
+    """Compute the node's fingerprint. An http(s) input is identified by its server's validators where
+    they pass the rule (runtime/web.py) and fetched only if the node runs; one without them is
+    downloaded under ``inputs_dir`` to be hashed.
     ``image_id`` is asked last, so a slow answer from the Docker daemon overlaps the rest."""
     step = node.step
     stat_cache = cache.project_stats(str(node.repository.resolve()))
