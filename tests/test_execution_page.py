@@ -4,9 +4,9 @@ CSV files, and downloads through the plugin with the user's session; an S3 store
 presigned URLs of a real S3-compatible server.
 
 The pipeline prints metadata and writes output properties (tests/pipelines/metadata); it is served
-under the name the script unpauses. It runs twice: the second run reuses every node. The screenshot
-goes where the UI tests keep theirs (``VR_SCREENSHOTS``, or valohai-reuse-ui-screenshots in the
-temporary folder)."""
+under the name the script unpauses. It runs twice: the second run reuses every node. The screenshots
+stay in ``valohai-reuse-execution-screenshots`` beside tests/test_ui.py's folder (``VR_SCREENSHOTS``,
+or valohai-reuse-ui-screenshots in the temporary folder), which that test empties when it starts."""
 
 from __future__ import annotations
 
@@ -47,9 +47,10 @@ def airflow(tmp_path_factory, docker_client):
 
 @pytest.fixture(scope="module")
 def browser(airflow):
-    folder = Path(
+    base = Path(
         os.environ.get("VR_SCREENSHOTS") or Path(tempfile.gettempdir()) / "valohai-reuse-ui-screenshots"
     )
+    folder = base.with_name("valohai-reuse-execution-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     chromium = Browser(airflow.url, folder)
     chromium.sign_in(airflow.token)
