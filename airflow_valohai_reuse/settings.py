@@ -1,14 +1,23 @@
-"""The ``[valohai_reuse]`` settings, read once per call site into a frozen object."""
+"""The ``[valohai_reuse]`` settings, read once per process into a frozen object.
+
+:func:`load_settings` reads the options once and hands the same object to every caller while the
+environment that configures them (``AIRFLOW__VALOHAI_REUSE__*``, ``AIRFLOW_CONN_*``, AIRFLOW_HOME,
+AIRFLOW_CONFIG) stays as it was. A wrong value is a :class:`ConfigError` naming the option. The
+cache's database URL is resolved (through an Airflow connection, where ``cache_conn_id`` names one)
+only when something opens the cache, so a DAG-file parse never looks a connection up.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.errors import ConfigError
+from airflow_valohai_reuse.fingerprint.scope import ScopeMode
 from airflow_valohai_reuse.get_provider_info import OPTIONS
 
 SECTION = "valohai_reuse"
@@ -16,7 +25,9 @@ SECTION = "valohai_reuse"
 
 @dataclass(frozen=True)
 class Settings:
-    sql_alchemy_conn: str
+    #: ``cache_conn_id`` and ``sql_alchemy_conn`` as configured: :attr:`sql_alchemy_conn` resolves them
+    cache_conn_id: str
+    cache_url_option: str
     artifact_store: str
     work_dir: Path
     docker_url: str | None
@@ -25,13 +36,21 @@ class Settings:
     schedules: dict[str, str]
     secret_env_patterns: tuple[str, ...]
     keep_work_dirs: bool
-    code_scope: str
+    code_scope: ScopeMode
     aws_conn_id: str
     lease_seconds: float = 60.0
     #: one DAG per step of every valohai.yaml, besides its pipelines (valohai-reuse.yaml's step-dags wins)
     step_dags: bool = False
     lease_poll_seconds: float = 5.0
     cache_timeout_seconds: float = 10.0
+    airflow_home: Path = Path("~/airflow")
+
+    @cached_property
+    def sql_alchemy_conn(self) -> str:
+        """The cache database's SQLAlchemy URL, resolved on first use (``cache_conn_id`` first)."""
+        if self.cache_conn_id:
+            return _connection_url(self.cache_conn_id)
+        return self.cache_url_option or f"sqlite:///{self.airflow_home / 'valohai-reuse.db'}"
 
 
 def _airflow_home() -> Path:
@@ -107,12 +126,35 @@ def _connection_url(conn_id: str) -> str:
     return f"{_DRIVERS.get(scheme, scheme)}://{rest}"
 
 
+_ENVIRONMENT = (f"AIRFLOW__{SECTION.upper()}__", "AIRFLOW_CONN_", "AIRFLOW_HOME", "AIRFLOW_CONFIG")
+_loaded: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+
 def load_settings() -> Settings:
+    """The settings, read once for the environment that configures them (see the module's words)."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENVIRONMENT)))
+    found = _loaded.get(key)
+    if found is None:
+        if len(_loaded) > 16:  # a process whose environment keeps changing (a test session)
+            _loaded.clear()
+        found = _loaded[key] = _read_settings()
+    return found
+
+
+def _code_scope() -> ScopeMode:
+    text = _raw("code_scope").strip() or ScopeMode.AUTO.value
+    try:
+        return ScopeMode(text)
+    except ValueError:
+        choices = ", ".join(m.value for m in ScopeMode)
+        raise ConfigError(f"[{SECTION}] code_scope must be one of {choices}, got {text!r}") from None
+
+
+def _read_settings() -> Settings:
     home = _airflow_home()
-    conn_id = _raw("cache_conn_id").strip()
     return Settings(
-        sql_alchemy_conn=(_connection_url(conn_id) if conn_id else _raw("sql_alchemy_conn"))
-        or f"sqlite:///{home / 'valohai-reuse.db'}",
+        cache_conn_id=_raw("cache_conn_id").strip(),
+        cache_url_option=_raw("sql_alchemy_conn"),
         artifact_store=_raw("artifact_store") or (home / "valohai-artifacts").as_uri(),
         work_dir=Path(_raw("work_dir") or home / "valohai-work"),
         docker_url=_raw("docker_url") or None,
@@ -121,10 +163,11 @@ def load_settings() -> Settings:
         schedules=_schedules(_raw("schedules")),
         secret_env_patterns=tuple(p.strip() for p in _raw("secret_env_patterns").split(",") if p.strip()),
         keep_work_dirs=_raw("keep_work_dirs").strip().lower() in ("1", "true", "yes"),
-        code_scope=_raw("code_scope").strip() or "auto",
+        code_scope=_code_scope(),
         aws_conn_id=_raw("aws_conn_id").strip() or "aws_default",
         lease_seconds=_seconds("lease_seconds"),
         step_dags=_raw("step_dags").strip().lower() in ("1", "true", "yes"),
         lease_poll_seconds=_seconds("lease_poll_seconds"),
         cache_timeout_seconds=cache_timeout_seconds(),
+        airflow_home=home,
     )

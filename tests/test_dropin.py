@@ -66,3 +66,12 @@ def test_schedule_comes_from_config_without_editing_the_file(dag_folder, monkeyp
     bag = DagBag(dag_folder=str(dag_folder))
     assert bag.get_dag("basic").timetable.expression == "0 2 * * *"
     assert not bag.get_dag("failing").timetable.can_be_scheduled
+
+
+def test_a_cache_connection_that_cannot_be_read_hides_no_pipeline(dag_folder, monkeypatch):
+    """A parse never opens the cache, so it never looks its connection up: a wrong cache_conn_id is
+    the tasks' error, naming the option, not the DAG folder's."""
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__CACHE_CONN_ID", "no_such_connection")
+    bag = DagBag(dag_folder=str(dag_folder))
+    assert bag.import_errors == {}
+    assert {"basic", "failing"} <= set(bag.dag_ids)

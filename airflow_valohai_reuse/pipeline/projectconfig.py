@@ -107,10 +107,10 @@ def _step_dags(path: Path, value: Any) -> bool | tuple[str, ...] | None:
     )
 
 
-def load_project_config(valohai_yaml: Path, default_mode: str = "auto") -> ProjectConfig:
-    """The settings file beside ``valohai_yaml``, or the defaults when there is none."""
+def load_project_config(valohai_yaml: Path, base_mode: ScopeMode = ScopeMode.AUTO) -> ProjectConfig:
+    """The settings file beside ``valohai_yaml``, or the defaults when there is none; ``base_mode``:
+    the ``[valohai_reuse] code_scope`` option, which settings.py has checked."""
     path = valohai_yaml.parent / FILENAME
-    base_mode = _mode(path, "[valohai_reuse] code_scope", default_mode)
     if not path.exists():
         return ProjectConfig(CodeScope(base_mode))
     try:
