@@ -105,7 +105,7 @@ def gc(args: argparse.Namespace) -> int:
     from airflow_valohai_reuse.cache.lifecycle import collect
     from airflow_valohai_reuse.cache.statcache import DigestCache
     from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores.base import open_store
+    from airflow_valohai_reuse.stores.registry import open_store
 
     settings, cache = load_settings(), cache_db()
     store = open_store(settings.artifact_store, settings.aws_conn_id, DigestCache(cache))

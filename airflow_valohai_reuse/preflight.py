@@ -82,7 +82,7 @@ def _sqlite_file(url: str) -> Path:
 
 def check_store(settings: Settings) -> Finding:
     """A probe blob is written, found and deleted: the workers can keep outputs there."""
-    from airflow_valohai_reuse.stores.base import open_store
+    from airflow_valohai_reuse.stores.registry import open_store
 
     what = f"artifact store {settings.artifact_store}"
     body = f"valohai-reuse check {uuid.uuid4()}\n".encode()

@@ -154,7 +154,7 @@ def test_the_run_tab_shows_each_node_s_metadata(browser, runs):
 
 def test_an_s3_store_s_download_is_a_short_lived_presigned_url(s3, reuse_env, tmp_path):
     from airflow_valohai_reuse.plugins import downloads
-    from airflow_valohai_reuse.stores.base import open_store
+    from airflow_valohai_reuse.stores.registry import open_store
 
     client, _ = s3
     data = tmp_path / "model.txt"

@@ -95,7 +95,8 @@ def test_artifact_changed_in_the_store_is_not_reused_and_is_healed(reuse_env, s3
 
 
 def test_a_hit_verifies_its_outputs_at_once_and_finds_each_missing_one(reuse_env, s3, tmp_path):
-    from airflow_valohai_reuse.stores.base import open_store, verify_all
+    from airflow_valohai_reuse.stores.base import verify_all
+    from airflow_valohai_reuse.stores.registry import open_store
 
     client, _ = s3
     store = open_store("s3://artifacts/store")

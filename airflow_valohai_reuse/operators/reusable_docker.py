@@ -19,6 +19,7 @@ from airflow_valohai_reuse.cache.ledger import TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint.scopehint import failure_hint
+from airflow_valohai_reuse.internals import add_private_environment
 from airflow_valohai_reuse.operators import container
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
@@ -40,7 +41,8 @@ from airflow_valohai_reuse.runtime.outputs import collect_outputs, parse_metadat
 from airflow_valohai_reuse.runtime.staging import changed_inputs, fetch_deferred, place_inputs, stamp_inputs
 from airflow_valohai_reuse.runtime.worktree import WorkTree, container_environment
 from airflow_valohai_reuse.settings import Settings, load_settings
-from airflow_valohai_reuse.stores.base import ArtifactStore, open_store
+from airflow_valohai_reuse.stores.base import ArtifactStore
+from airflow_valohai_reuse.stores.registry import open_store
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -295,7 +297,7 @@ class ReusableDockerOperator(DockerOperator):
         work.write_config(resolved.parameters, resolved.inputs, config)
         public, secret = container.split_secrets(resolved.variables, settings.secret_env_patterns)
         self.environment = {**public, **container_environment(execution_id)}
-        self._private_environment = {**getattr(self, "_private_environment", {}), **secret}
+        add_private_environment(self, secret)
         container.mask_secrets(secret, {}, settings.secret_env_patterns)  # parameters: _show_command
         self.mounts = [*work.mounts()]
         where = (self.dag_id, context["run_id"], self.task_id)

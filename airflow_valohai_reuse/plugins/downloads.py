@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path, open_store
+from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
+from airflow_valohai_reuse.stores.registry import open_store
 
 #: how long a presigned S3 URL of a download stays valid
 PRESIGNED_S = 300

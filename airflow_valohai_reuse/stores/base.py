@@ -1,4 +1,5 @@
-"""Artifact stores: content-addressed, immutable, chosen by the URI's scheme."""
+"""Artifact stores: content-addressed, immutable; the protocol and what every store shares
+(registry.py chooses one by the URI's scheme)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from airflow_valohai_reuse.errors import StoreError
-from airflow_valohai_reuse.fingerprint.checksums import StatCache
 
 
 class ArtifactStore(Protocol):
@@ -67,20 +67,3 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
-
-
-def open_store(uri: str, conn_id: str = "aws_default", digests: StatCache | None = None) -> ArtifactStore:
-    """The store for a URI such as ``file:///var/artifacts`` or ``s3://bucket/prefix``.
-
-    ``digests``: a stat cache that spares a local store re-reading unchanged blobs to verify them.
-    """
-    scheme = urlparse(uri).scheme
-    if scheme == "file":
-        from airflow_valohai_reuse.stores.local import LocalStore
-
-        return LocalStore.from_uri(uri, digests)
-    if scheme == "s3":
-        from airflow_valohai_reuse.stores.s3 import S3Store  # the only place that needs the Amazon provider
-
-        return S3Store(uri, conn_id)
-    raise StoreError(f"artifact_store {uri!r}: scheme {scheme!r} is not supported (use file:// or s3://)")

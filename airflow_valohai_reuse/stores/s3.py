@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from airflow_valohai_reuse.errors import InputError, StoreError
+from airflow_valohai_reuse.internals import botocore_session, s3_hook_class
 
 
 @functools.cache
@@ -38,23 +39,8 @@ def _loader() -> Any:
 @functools.cache
 def _hook_class() -> type:
     """The provider's S3Hook, its sessions given the shared loader, and its user agent's caller named
-    rather than searched for (all else is the hook's own)."""
-    import boto3
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    class SharedLoaderS3Hook(S3Hook):
-        def _get_caller(self, target_function_name: str = "execute") -> str:
-            # the hook finds its caller with inspect.stack(), which reads the source of every frame
-            # on the stack: about 200 ms of a task's first client, for one word of the user agent
-            return "airflow_valohai_reuse"
-
-        def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
-            session = super().get_session(region_name=region_name, deferrable=deferrable)
-            core = session._session if isinstance(session, boto3.session.Session) else session
-            core.register_component("data_loader", _loader())
-            return session
-
-    return SharedLoaderS3Hook
+    rather than searched for (all else is the hook's own; internals.py says why and what it touches)."""
+    return s3_hook_class(_loader())
 
 
 #: clients made before a worker forked, by the identity of the connection they were made from
@@ -99,7 +85,7 @@ def warm() -> None:
     import boto3
 
     session = boto3.session.Session(aws_access_key_id="-", aws_secret_access_key="-", region_name="us-east-1")
-    session._session.register_component("data_loader", _loader())
+    botocore_session(session).register_component("data_loader", _loader())
     session.client("s3")
 
 
