@@ -37,7 +37,8 @@ from airflow_valohai_reuse.reuse.image import hook_client, identity
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
-from airflow_valohai_reuse.stores.base import ArtifactStore, open_store
+from airflow_valohai_reuse.stores.base import ArtifactStore
+from airflow_valohai_reuse.stores.registry import open_store
 
 log = logging.getLogger(__name__)
 
