@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from airflow_valohai_reuse.factory.control import add_approvals, add_status_task
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
 from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
-from airflow_valohai_reuse.pipeline.options import TARGETS, options
+from airflow_valohai_reuse.pipeline.masked import mask_variants
+from airflow_valohai_reuse.pipeline.params import dag_params, secret_params
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
+from airflow_valohai_reuse.pipeline.stepdef import is_secret
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
 from airflow_valohai_reuse.settings import load_settings
 
@@ -102,14 +105,17 @@ def _resource_kwargs(step: Step) -> dict[str, Any]:
     return kwargs
 
 
-def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> Any:
-    """A task node: one mapped task instance per variant, fixed or spread from upstream metadata.
+def _mapped(
+    partial: Any, variants: list[dict[str, Any]], sweep: Sweep, task_id: str, tasks: dict[str, Any]
+) -> Any:
+    """A task node: one mapped task instance per variant, fixed (``variants``, a secret's value as a
+    reference) or spread from upstream metadata.
 
     Spread variants come from a small task that reads the upstream node's metadata, because
     Airflow maps only over return values.
     """
     if sweep.spread_from is None:
-        return partial.expand(variant=sweep.variants)
+        return partial.expand(variant=variants)
     from airflow.sdk import XComArg, task
 
     from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
@@ -123,31 +129,19 @@ def _mapped(partial: Any, sweep: Sweep, task_id: str, tasks: dict[str, Any]) -> 
     return partial.expand(variant=variants)
 
 
-def _params(a: Analysis) -> dict[str, Param]:
-    """The run options, then the pipeline parameters: each with a title, a description and a JSON
-    Schema type that includes null (so the trigger form marks none required; null is the default)."""
-    params = {
-        name: Param(option.default, **option.schema)
-        for name, option in options(a.task_ids, bool(a.pipeline.reuse_executions)).items()
-    }
-    for name, p in a.params.items():
-        schema = {"type": p.type} if p.type else {}
-        params[name] = Param(
-            p.default, title=name, description=p.description, **schema, **{TARGETS: _targets(a, name)}
-        )
-    return params
+def _params(a: Analysis, secrets: tuple[str, ...]) -> dict[str, Param]:
+    """The run options, then the pipeline parameters (a secret's default withheld: params.py)."""
+    return {name: Param(option.default, **option.schema) for name, option in dag_params(a, secrets).items()}
 
 
-def _targets(a: Analysis, name: str) -> list[dict[str, Any]]:
-    """The step parameters pipeline parameter ``name`` sets, declared as the nodes check them (the
-    trigger refuses what they would refuse; :data:`~.options.TARGETS`)."""
-    found = []
-    for node, by_param in a.targets.items():
-        for parameter in by_param.get(name, ()):
-            declared = a.steps[node].parameters.get(parameter) if node in a.steps else None
-            if declared is not None:
-                data = {k: v for k, v in declared.serialize().items() if k not in ("default", "description")}
-                found.append({"node": node, "parameter": data})
+def _secret_parameters(a: Analysis, name: str, secrets: tuple[str, ...]) -> set[str]:
+    """Node ``name``'s step parameters whose values are secrets': named like one, or set by a secret
+    pipeline parameter."""
+    hidden = secret_params(a, secrets)
+    found = {p for p in a.steps[name].parameters if is_secret(p, secrets)}
+    for pipeline_param, parameters in a.targets.get(name, {}).items():
+        if pipeline_param in hidden:
+            found.update(parameters)
     return found
 
 
@@ -182,12 +176,16 @@ def _build_dag(
         kwargs = {**_resource_kwargs(a.steps[name]), **operator_kwargs}
         kwargs.setdefault("retries", 0)
         kwargs.setdefault("retry_delay", timedelta(seconds=30))
-        kwargs.update(
-            task_id=task_id, task_display_name=name, node=node_spec(a, name), pipeline=spec, dag=dag
-        )
+        node = node_spec(a, name)
+        variants: list[dict[str, Any]] = []
+        if name in a.sweeps:
+            variants, kept = mask_variants(a.sweeps[name].variants, _secret_parameters(a, name, secrets))
+            node = replace(node, secret_variants=kept)
+        kwargs.update(task_id=task_id, task_display_name=name, node=node, pipeline=spec, dag=dag)
         kwargs.update(node_kwargs(rules, task_id, operator_kwargs))
         if name in a.sweeps:
-            tasks[task_id] = _mapped(ReusableDockerOperator.partial(**kwargs), a.sweeps[name], task_id, tasks)
+            partial = ReusableDockerOperator.partial(**kwargs)
+            tasks[task_id] = _mapped(partial, variants, a.sweeps[name], task_id, tasks)
         else:
             tasks[task_id] = ReusableDockerOperator(**kwargs)
     for source, target in sorted(a.deps):
@@ -197,5 +195,5 @@ def _build_dag(
     # The Params are set once the tasks exist: a task made in a DAG with Params deep-copies them (once
     # per class in its hierarchy), which made most of a 100-node DAG's build time, and a run gives
     # every task the DAG's Params anyway.
-    dag.params = _params(a)
+    dag.params = _params(a, secrets)
     return dag

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from airflow_valohai_reuse.contracts import STOP_KEY
 from airflow_valohai_reuse.operators.runcontrol import check_start
 from airflow_valohai_reuse.pipeline.actions import Action, When, holds
-from airflow_valohai_reuse.pipeline.failures import STOP_KEY, RunRules
+from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.records import XCOM_KEY
 
@@ -62,8 +63,10 @@ class NodeApprovalOperator(ApprovalOperator):
         parameters = {name: p.default for name, p in self.node.step.parameters.items()}
         params = context["params"]
         for pipeline_param, targets in self.node.pipeline_parameters.items():
-            if params.get(pipeline_param) is not None:
-                parameters.update(dict.fromkeys(targets, params[pipeline_param]))
+            value = params.get(pipeline_param)
+            value = self.node.pipeline_defaults.get(pipeline_param) if value is None else value
+            if value is not None:
+                parameters.update(dict.fromkeys(targets, value))
         return [({}, parameters)]
 
     def execute(self, context: Context) -> Any:

@@ -16,6 +16,7 @@ from valohai_yaml.objs.pipelines.task_node import TaskNode
 from airflow_valohai_reuse.pipeline.analysis import Analysis
 from airflow_valohai_reuse.pipeline.failures import rules_notes, run_rules
 from airflow_valohai_reuse.pipeline.masked import masked_yaml
+from airflow_valohai_reuse.pipeline.params import doc_patterns
 from airflow_valohai_reuse.pipeline.unapplied import step_notes
 
 _ITEM = re.compile(r"^-\s*([\w-]+)\s*:\s*(#.*)?$")
@@ -148,7 +149,7 @@ def pipeline_doc(a: Analysis, secret_patterns: tuple[str, ...]) -> str:
     lines += ["", "### Edges", "", *_edges(a)]
     lines += ["", "### Differences from Valohai", "", *[f"- {note}" for note in differences(a)]]
     part = yaml_part(a)
-    part = masked_yaml(part, secret_patterns) if part is not None else None
+    part = masked_yaml(part, doc_patterns(a, secret_patterns)) if part is not None else None
     if part is not None:
         lines += ["", "### valohai.yaml", "", "```yaml", part, "```"]
     return "\n".join(lines)

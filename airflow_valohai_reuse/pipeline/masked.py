@@ -1,4 +1,5 @@
-"""YAML as the DAG's documentation quotes it, with the values of secret-named items masked.
+"""What the DAG stores of valohai.yaml, with the values of secret-named items kept out: its documentation
+(the YAML with those values masked) and a task node's variants (secret values as references).
 
 The documentation is stored in Airflow's metadata database (the serialized DAG) and shown to every
 reader of the DAG, so a value named like a secret (``secret_env_patterns``: an environment variable's
@@ -6,12 +7,16 @@ default such as ``MY_API_TOKEN``, a parameter's such as ``db_password``) is writ
 Airflow's own redaction writes it. The text is composed by PyYAML only where a word of it could be a
 secret's name: every other file is quoted as it is, at no cost to the DAG's build. A file whose words
 name a secret but that PyYAML cannot compose is not quoted.
+
+A task node's variants are its mapped task's expand input, stored there too: a secret parameter's
+value in a variant is a reference that the node task, made from valohai.yaml when it runs, resolves.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -70,3 +75,28 @@ def _scalars(node: yaml.Node) -> Iterator[tuple[int, int]]:
     elif isinstance(node, yaml.MappingNode):
         for _, value in node.value:
             yield from _scalars(value)
+
+
+#: the key of a secret variant value's reference in a task node's expand input: the variant's index
+SECRET_VARIANT = "valohai-reuse-secret-variant"
+
+
+def is_reference(value: object) -> bool:
+    """Whether a variant value is a secret's reference (no parameter value is an object)."""
+    return isinstance(value, dict) and set(value) == {SECRET_VARIANT}
+
+
+def mask_variants(
+    variants: list[dict[str, Any]], secret: Iterable[str]
+) -> tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]:
+    """A task node's variants as its mapped task's expand input holds them (stored in Airflow's metadata
+    database), each value of a ``secret`` parameter replaced by a reference to the variant; and the
+    secret values by variant index, which the node keeps (empty where there are none)."""
+    names = set(secret)
+    if not any(names & set(v) for v in variants):
+        return variants, ()
+    masked = [
+        {k: ({SECRET_VARIANT: i} if k in names else v) for k, v in variant.items()}
+        for i, variant in enumerate(variants)
+    ]
+    return masked, tuple({k: v for k, v in variant.items() if k in names} for variant in variants)

@@ -50,6 +50,10 @@ class NodeSpec:
     environment_from_edges: tuple[EdgeIn, ...] = ()
     #: pipeline parameter name → this node's parameter names it sets
     pipeline_parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: pipeline parameter name → its valohai.yaml default: what a null (or absent) value of it means
+    #: (a secret's Param holds null, so that its default is never stored in Airflow: params.py); out of
+    #: the repr, which a task node's serialized partial arguments hold
+    pipeline_defaults: dict[str, Any] = field(default_factory=dict, repr=False)
     append_edges_to_defaults: bool = False
     code_scope: CodeScope = field(default_factory=CodeScope)
     #: how long an execution of this node stays reusable (None: forever)
@@ -62,6 +66,9 @@ class NodeSpec:
     commit: CommitRef | None = None
     #: the node's ``actions`` (stop-pipeline, error-pipeline and noop act in its task)
     actions: tuple[Action, ...] = ()
+    #: a task node's secret variant values by variant index, which its mapped task's expand input
+    #: holds as references (masked.py), so that they are never stored in Airflow
+    secret_variants: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def node_spec(a: Analysis, name: str) -> NodeSpec:
         parameters_from_edges=tuple(e for e in a.incoming[name]["parameter"] if e != spread),
         environment_from_edges=tuple(a.incoming[name]["env"]),
         pipeline_parameters={k: tuple(v) for k, v in a.targets.get(name, {}).items()},
+        pipeline_defaults={k: a.params[k].default for k in a.targets.get(name, {}) if k in a.params},
         append_edges_to_defaults=node.edge_merge_mode == EdgeMergeMode.APPEND,
         code_scope=a.project.scope_for(a.steps[name].name),
         ttl=a.project.ttl_for(a.pipeline.name, a.steps[name].name),

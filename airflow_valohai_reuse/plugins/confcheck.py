@@ -6,7 +6,9 @@ added to the API server by the plugin (``fastapi_root_middlewares``), answers su
 400 and one line (:func:`~airflow_valohai_reuse.pipeline.options.refusal`: the unknown key with a
 did-you-mean, a value the schema refuses, or one a node would refuse) before Airflow creates the run.
 It sees every trigger of a DAG made from a valohai.yaml: ``POST /api/v2/dags/{dag_id}/dagRuns``, from
-REST clients and from the UI's trigger form alike.
+REST clients and from the UI's trigger form alike, and every backfill of one: ``POST /api/v2/backfills``
+(and its ``/dry_run``) with a ``dag_run_conf``, which Airflow validates against the Params as a trigger's
+conf and then gives to each of the backfill's runs.
 
 It reads the DAG's Params from the serialized DAG, through the API server's own DAG bag (cached) and
 metadata database; the DAG is one of ours when its Params include every run option. It speaks only to
@@ -28,6 +30,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _TRIGGER = re.compile(r"/api/v2/dags/([^/]+)/dagRuns/?$")
+_BACKFILL = re.compile(r"/api/v2/backfills(/dry_run)?/?$")
 #: a trigger body larger than this is passed on unread (Airflow answers it)
 _MAX_BODY = 1 << 20
 
@@ -39,12 +42,13 @@ class ConfCheck:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _TRIGGER.search(scope.get("path", "")) if scope["type"] == "http" else None
-        if match is None or scope.get("method") != "POST":
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        trigger, backfill = _TRIGGER.search(path), _BACKFILL.search(path)
+        if (trigger is None and backfill is None) or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
         body, replay = await _buffered(receive)
-        refused = await _refusal(scope, unquote(match.group(1)), body)
+        refused = await _refusal(scope, unquote(trigger.group(1)) if trigger else None, body)
         if refused is None:
             await self.app(scope, replay, send)
             return
@@ -73,13 +77,30 @@ async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
     return body, replay
 
 
-async def _refusal(scope: Scope, dag_id: str, body: bytes | None) -> str | None:
+def _request(dag_id: str | None, body: bytes | None) -> tuple[str, dict[str, Any]] | None:
+    """The DAG and the conf its runs would get: a trigger's ``conf`` (``dag_id`` from the path), or a
+    backfill's ``dag_run_conf`` (``dag_id`` None: the body names it). None: nothing a run could ignore,
+    or a body Airflow's validation answers."""
     try:
-        conf = json.loads(body).get("conf") if body else None
-    except (ValueError, AttributeError):
-        return None  # not a JSON object: Airflow's validation answers it
-    if not conf or not isinstance(conf, dict):
-        return None  # nothing a run could ignore
+        data = json.loads(body) if body else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if dag_id is None:
+        dag_id, conf = data.get("dag_id"), data.get("dag_run_conf")
+    else:
+        conf = data.get("conf")
+    if not isinstance(dag_id, str) or not conf or not isinstance(conf, dict):
+        return None
+    return dag_id, conf
+
+
+async def _refusal(scope: Scope, dag_id: str | None, body: bytes | None) -> str | None:
+    found = _request(dag_id, body)
+    if found is None:
+        return None
+    dag_id, conf = found
     user = await _user(scope)
     if user is None:
         return None

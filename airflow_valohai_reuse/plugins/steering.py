@@ -1,6 +1,7 @@
 """What the Reuse nodes view offers besides the nodes: the pipeline's parameters (the DAG's Params
 besides the run options), each with the value the earlier run had, so a new run can keep the reused
-nodes and change what the others get (keep preprocessing, train with other epochs)."""
+nodes and change what the others get (keep preprocessing, train with other epochs). A secret
+parameter's default and earlier value are not shown: left empty, the new run takes its default."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Parameter:
     description: str
     #: integer, number, boolean, string, or json (anything else: edited as JSON text)
     kind: str
+    #: a secret (params.py): neither its default nor the earlier run's value is on the page
+    secret: bool = False
 
 
 def kind_of(types: list[str | None] | None, default: Any) -> str:
@@ -37,6 +40,7 @@ def parameters(dag_id: str, conf: Mapping[str, Any]) -> list[Parameter]:
     """The pipeline's parameters of ``dag_id`` (none for a DAG no valohai.yaml makes)."""
     from airflow_valohai_reuse.errors import PipelineFileError
     from airflow_valohai_reuse.pipeline.analysis import analyses
+    from airflow_valohai_reuse.pipeline.params import secret_params
     from airflow_valohai_reuse.plugins.lookups import pipeline_file
     from airflow_valohai_reuse.settings import load_settings
 
@@ -47,9 +51,13 @@ def parameters(dag_id: str, conf: Mapping[str, Any]) -> list[Parameter]:
         found = list(analyses(where.path, None, load_settings().dag_id_prefix, dag_id))
     except PipelineFileError:  # broken since the run: the nodes can still be reused as they were
         return []
+    patterns = load_settings().secret_env_patterns
     for _, analysis in found:
+        hidden = secret_params(analysis, patterns)
         return [
-            Parameter(
+            Parameter(name, None, None, spec.description, kind_of(spec.type, spec.default), secret=True)
+            if name in hidden
+            else Parameter(
                 name,
                 spec.default,
                 spec.default if conf.get(name) is None else conf[name],

@@ -19,15 +19,8 @@ from typing import Any
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
-from airflow_valohai_reuse.pipeline.options import (
-    REUSE_FROM_RUN,
-    REUSE_NODES,
-    check_conf,
-    options,
-    reuse_on,
-    unknown_keys,
-    unknown_keys_warning,
-)
+from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES, refusal, reuse_on
+from airflow_valohai_reuse.pipeline.params import dag_params
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_order
 from airflow_valohai_reuse.pipeline.variants import spread
@@ -196,20 +189,15 @@ def plan(path: str | Path, pipeline: str, conf: Mapping[str, Any] | None = None)
 
 
 def _params(a: Analysis, conf: dict[str, Any]) -> dict[str, Any]:
-    """The run's params as Airflow would make them from ``conf``, refused where Airflow's trigger
-    refuses it; conf keys that change nothing are warned about, as a run's tasks do."""
-    run_options = options(a.task_ids, bool(a.pipeline.reuse_executions))
-    schemas = {name: option.schema for name, option in run_options.items()}
-    schemas |= {name: {"type": spec.type} for name, spec in a.params.items() if spec.type}
-    problems = check_conf(conf, schemas)
-    if problems:
-        raise ValohaiReuseError("the trigger would refuse this conf: " + "; ".join(problems))
-    unknown = unknown_keys(conf, a.params)
-    if unknown:
-        log.warning("%s", unknown_keys_warning(unknown, a.params))
-    params = {name: option.default for name, option in run_options.items()}
-    params |= {name: spec.default for name, spec in a.params.items()}
-    return params | conf
+    """The run's params as Airflow would make them from ``conf``, refused in the words the API server
+    refuses a trigger with (a key the run would ignore, with a did-you-mean; a value the Params or
+    the nodes refuse)."""
+    patterns = load_settings().secret_env_patterns
+    params = dag_params(a, patterns)
+    refused = refusal(conf, {name: option.schema for name, option in params.items()}, patterns)
+    if refused is not None:
+        raise ValohaiReuseError(f"the trigger would refuse this conf: {refused}")
+    return {name: option.default for name, option in params.items()} | conf
 
 
 def as_json(plans: list[NodePlan]) -> list[dict[str, Any]]:

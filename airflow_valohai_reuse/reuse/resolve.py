@@ -17,6 +17,7 @@ from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files, listed_component
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
 from airflow_valohai_reuse.fingerprint.scope import Scoped, scope_of
+from airflow_valohai_reuse.pipeline.masked import SECRET_VARIANT, is_reference
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import (
     environment_component,
@@ -64,11 +65,14 @@ def given_parameters(
     variant: Mapping[str, Any],
     logger: logging.Logger = log,
 ) -> dict[str, Any]:
-    """Parameter values set from outside the step: pipeline parameters, edges, then the variant."""
+    """Parameter values set from outside the step: pipeline parameters (null: their valohai.yaml
+    default), edges, then the variant."""
     given: dict[str, Any] = {}
     for pipeline_param, targets in node.pipeline_parameters.items():
-        if params.get(pipeline_param) is not None:
-            given.update(dict.fromkeys(targets, params[pipeline_param]))
+        value = params.get(pipeline_param)
+        value = node.pipeline_defaults.get(pipeline_param) if value is None else value
+        if value is not None:
+            given.update(dict.fromkeys(targets, value))
     for edge in node.parameters_from_edges:
         source = upstream[edge.source_task]
         pool = source.get("parameters", {}) if edge.source_kind == "parameter" else source.get("metadata", {})
@@ -83,6 +87,9 @@ def given_parameters(
                 edge.target_key,
             )
     for name, value in variant.items():
+        if is_reference(value):  # a secret: its value is the node's, its reference the expand input's
+            given[name] = node.secret_variants[value[SECRET_VARIANT]][name]
+            continue
         if name in given and given[name] != value:
             logger.info("variant sets parameter %s = %r instead of %r", name, value, given[name])
         given[name] = value
