@@ -9,13 +9,16 @@ import argparse
 import json
 from typing import Any
 
+from airflow_valohai_reuse.cache.executions import ExecutionCache
+from airflow_valohai_reuse.cache.lifecycle import collect
+from airflow_valohai_reuse.cache.statcache import DigestCache
 from airflow_valohai_reuse.errors import ValohaiReuseError
+from airflow_valohai_reuse.operators.orphans import sweep
+from airflow_valohai_reuse.settings import load_settings
+from airflow_valohai_reuse.stores.registry import open_store
 
 
-def cache_db() -> Any:
-    from airflow_valohai_reuse.cache.executions import ExecutionCache
-    from airflow_valohai_reuse.settings import load_settings
-
+def cache_db() -> ExecutionCache:
     return ExecutionCache(load_settings().sql_alchemy_conn)
 
 
@@ -102,11 +105,6 @@ def invalidate(args: argparse.Namespace) -> int:
 
 
 def gc(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.cache.lifecycle import collect
-    from airflow_valohai_reuse.cache.statcache import DigestCache
-    from airflow_valohai_reuse.settings import load_settings
-    from airflow_valohai_reuse.stores.registry import open_store
-
     settings, cache = load_settings(), cache_db()
     store = open_store(settings.artifact_store, settings.aws_conn_id, DigestCache(cache))
     report = collect(cache, store, dry_run=args.dry_run, min_age_s=args.min_age)
@@ -126,8 +124,6 @@ def gc(args: argparse.Namespace) -> int:
 
 def _gc_orphans(settings: Any, args: argparse.Namespace) -> None:
     """What dead workers leave besides leases: their containers and work folders."""
-    from airflow_valohai_reuse.operators.orphans import sweep
-
     found = sweep(
         settings.docker_url,
         settings.work_dir,

@@ -16,8 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION, migrate, schema_info
+from airflow_valohai_reuse.cache.timeouts import bounded_engine
+from airflow_valohai_reuse.cache.urls import hidden, normalise
 from airflow_valohai_reuse.errors import first_line
+from airflow_valohai_reuse.operators.orphans import connect
 from airflow_valohai_reuse.settings import Settings
+from airflow_valohai_reuse.stores.registry import open_store
 
 #: the bound on each wait of ``db upgrade``: run once at deployment, it may wait for a slow database
 UPGRADE_TIMEOUT_S = 120.0
@@ -34,8 +39,6 @@ class Finding:
 
 
 def _schema_state(version: int | None) -> tuple[bool, str]:
-    from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION
-
     if version is None:
         return True, "reachable, empty (run `valohai-reuse db upgrade`, or the first node creates the schema)"
     if version > SCHEMA_VERSION:
@@ -49,10 +52,6 @@ def _schema_state(version: int | None) -> tuple[bool, str]:
 def check_cache(settings: Settings) -> Finding:
     """The driver loads, the database answers, and its schema is one this package can use."""
     from sqlalchemy import inspect, select
-
-    from airflow_valohai_reuse.cache.schema import schema_info
-    from airflow_valohai_reuse.cache.timeouts import bounded_engine
-    from airflow_valohai_reuse.cache.urls import hidden, normalise
 
     url = settings.sql_alchemy_conn
     what = f"cache database {hidden(normalise(url))}"
@@ -82,8 +81,6 @@ def _sqlite_file(url: str) -> Path:
 
 def check_store(settings: Settings) -> Finding:
     """A probe blob is written, found and deleted: the workers can keep outputs there."""
-    from airflow_valohai_reuse.stores.registry import open_store
-
     what = f"artifact store {settings.artifact_store}"
     body = f"valohai-reuse check {uuid.uuid4()}\n".encode()
     sha256 = hashlib.sha256(body).hexdigest()
@@ -114,8 +111,6 @@ def check_work_dir(settings: Settings) -> Finding:
 
 
 def check_docker(settings: Settings) -> Finding:
-    from airflow_valohai_reuse.operators.orphans import connect
-
     what = f"Docker daemon {settings.docker_url or os.environ.get('DOCKER_HOST') or '(local socket)'}"
     try:
         client = connect(settings.docker_url)
@@ -134,9 +129,6 @@ def check(settings: Settings) -> list[Finding]:
 
 def upgrade(url: str) -> tuple[int, int]:
     """Create or upgrade the cache schema (any number of these at once is safe); (found, now)."""
-    from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION, migrate
-    from airflow_valohai_reuse.cache.timeouts import bounded_engine
-
     engine = bounded_engine(url, UPGRADE_TIMEOUT_S)
     try:
         return migrate(engine), SCHEMA_VERSION

@@ -12,10 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from airflow_valohai_reuse.contracts import XCOM_KEY
 from airflow_valohai_reuse.errors import OutputError
 
-#: the XCom key every node task pushes its :class:`Published` result under
-XCOM_KEY = "valohai_execution"
+__all__ = ["XCOM_KEY", "Execution", "Kind", "Output", "Published"]
 
 
 @dataclass(frozen=True)

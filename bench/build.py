@@ -60,7 +60,7 @@ def _environ(workdir: Path) -> None:
 def _shape(dag: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Each node task's image and upstreams (ours also builds the run's verdict task, which the
     others lack: it stays in the time, not in the comparison)."""
-    from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
+    from airflow_valohai_reuse.contracts import STATUS_TASK
 
     nodes = [t for t in dag.tasks if t.task_id != STATUS_TASK]
     return {t.task_id: (t.image, tuple(sorted(t.upstream_task_ids))) for t in nodes}

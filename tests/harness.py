@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 
 
 def copy_project(src: Path, dst: Path) -> Path:

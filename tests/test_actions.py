@@ -12,9 +12,9 @@ import pytest
 from valohai_yaml.objs.pipelines.node_action import NodeAction
 
 from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.actions import Action, Then, When, firing, holds
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 
 ACTIONS = Path(__file__).resolve().parent / "pipelines" / "actions"
 GATE = Action(frozenset({When.COMPLETE}), ("metadata.drift <= 1",), (Then.STOP,))

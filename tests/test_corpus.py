@@ -26,8 +26,8 @@ from corpus import (
 )
 
 from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.pipeline.analysis import safe_id
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 
 #: where a node task keeps an incoming edge, by the edge's target kind
 KEPT = {"input": ("inputs",), "parameter": ("parameters",), "environment-variable": ("environment",)}

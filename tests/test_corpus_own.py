@@ -6,7 +6,7 @@ from __future__ import annotations
 from corpus import incoming, own
 
 from airflow_valohai_reuse import build_dags
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
+from airflow_valohai_reuse.contracts import STATUS_TASK
 
 
 def test_both_edge_forms_globs_and_every_edge_kind():

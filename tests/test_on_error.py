@@ -11,8 +11,9 @@ from valohai_yaml.objs.pipelines.node import ErrorAction
 from valohai_yaml.objs.task import TaskOnChildError
 
 from airflow_valohai_reuse import build_dags
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.operators.runcontrol import stop_reason, task_states, verdict
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK, NodeRules, Regime, RunRules
+from airflow_valohai_reuse.pipeline.failures import NodeRules, Regime, RunRules
 
 ONERROR = Path(__file__).resolve().parent / "pipelines" / "onerror"
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
     update,
 )
 
-from airflow_valohai_reuse.cache import aggregates, ledger
+from airflow_valohai_reuse.cache import aggregates, ids, ledger
 from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
@@ -135,10 +135,8 @@ class ExecutionCache:
     def resolve(self, given: str) -> str:
         """The id of the execution ``given`` (an id, or a unique prefix of one) names; raises
         :class:`~.ids.ExecutionIdError` where it names none or several."""
-        from airflow_valohai_reuse.cache.ids import resolve
-
         with self.engine.connect() as conn:
-            return resolve(conn, given)
+            return ids.resolve(conn, given)
 
     def get(self, execution_id: str) -> Execution | None:
         return self._one(select(executions).where(executions.c.id == execution_id, _live()))

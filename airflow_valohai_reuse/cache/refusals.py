@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from airflow_valohai_reuse.cache.executions import engine_for
+
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
@@ -73,8 +75,6 @@ def read(conn: Connection, dag_id: str, run_id: str) -> dict[str, str]:
 def keep_refusal(url: str, dag_id: str, run_id: str, problems: Mapping[str, str]) -> None:
     """What a node task calls when the run's pins are refused; a cache it cannot write costs a
     warning (the task log still has the reason), never the task's own one-line failure."""
-    from airflow_valohai_reuse.cache.executions import engine_for
-
     try:
         with engine_for(url).begin() as conn:
             record(conn, dag_id, run_id, problems)

@@ -9,9 +9,12 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule
 from valohai_yaml.objs.pipelines.node import ErrorAction
 
+from airflow_valohai_reuse.operators.approval import NodeApprovalOperator
+from airflow_valohai_reuse.operators.runcontrol import PipelineStatusOperator
 from airflow_valohai_reuse.pipeline.actions import When, approvals
 from airflow_valohai_reuse.pipeline.analysis import Analysis
 from airflow_valohai_reuse.pipeline.failures import RunRules, approval_task
+from airflow_valohai_reuse.pipeline.specs import node_spec
 
 
 def node_kwargs(rules: RunRules, task_id: str, operator_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,8 +35,6 @@ def add_status_task(dag: DAG, rules: RunRules) -> None:
     neither skips it nor lets the run's other last tasks decide)."""
     if rules.status_task is None:
         return
-    from airflow_valohai_reuse.operators.runcontrol import PipelineStatusOperator
-
     status = PipelineStatusOperator(
         task_id=rules.status_task, task_display_name="pipeline result", rules=rules, dag=dag, retries=0
     )
@@ -46,9 +47,6 @@ def add_status_task(dag: DAG, rules: RunRules) -> None:
 def add_approvals(dag: DAG, a: Analysis, rules: RunRules, tasks: Mapping[str, Any]) -> None:
     """A require-approval task before a node (node-starting) or between it and what follows it
     (node-complete)."""
-    from airflow_valohai_reuse.operators.approval import NodeApprovalOperator
-    from airflow_valohai_reuse.pipeline.specs import node_spec
-
     for name, actions in a.actions.items():
         task_id = a.task_ids[name]
         node = tasks[task_id]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.factory.yamllines import line_of
+from airflow_valohai_reuse.pipeline.analysis import check_file
 from airflow_valohai_reuse.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ def register_pipelines(
     """
     from airflow.sdk import get_parsing_context
 
+    # the check DAG file (valohai_pipelines_check.py) builds no DAG: it is spared the operators' imports
     from airflow_valohai_reuse.factory.factory import build_dags
 
     settings = load_settings()
@@ -78,8 +81,6 @@ class ValohaiYamlError(Exception):
 
 def located(exc: PipelineFileError) -> str:
     """``path:line: problem`` where the line is known (a compiler's form, which editors follow)."""
-    from airflow_valohai_reuse.factory.yamllines import line_of
-
     line = line_of(exc.path, exc.where, exc.problem)
     if line is None:
         return str(exc)
@@ -89,8 +90,6 @@ def located(exc: PipelineFileError) -> str:
 
 def check_pipelines(default_folder: str | Path) -> None:
     """Raise one error naming every broken valohai.yaml, so Airflow lists it as an import error."""
-    from airflow_valohai_reuse.pipeline.analysis import check_file
-
     problems = []
     for path in find_pipeline_files(_folder(default_folder)):
         try:

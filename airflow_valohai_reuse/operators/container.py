@@ -6,6 +6,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_valohai_reuse.contracts import (
+    DAG_ID_LABEL,
+    EXECUTION_ID_LABEL,
+    FINGERPRINT_LABEL,
+    LEASE_HOLDER_LABEL,
+    RUN_ID_LABEL,
+    TASK_ID_LABEL,
+)
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import is_secret
 from airflow_valohai_reuse.records import Execution, Output
@@ -15,12 +23,12 @@ from airflow_valohai_reuse.reuse.resolve import Resolved
 def labels(dag_id: str, run_id: str, task_id: str, execution_id: str, fingerprint: str, holder: str) -> dict:
     """Who a container belongs to: what gc and a lease takeover look for (orphans.py)."""
     return {
-        "io.valohai-reuse.dag-id": dag_id,
-        "io.valohai-reuse.run-id": run_id,
-        "io.valohai-reuse.task-id": task_id,
-        "io.valohai-reuse.execution-id": execution_id,
-        "io.valohai-reuse.fingerprint": fingerprint,
-        "io.valohai-reuse.lease-holder": holder,
+        DAG_ID_LABEL: dag_id,
+        RUN_ID_LABEL: run_id,
+        TASK_ID_LABEL: task_id,
+        EXECUTION_ID_LABEL: execution_id,
+        FINGERPRINT_LABEL: fingerprint,
+        LEASE_HOLDER_LABEL: holder,
     }
 
 

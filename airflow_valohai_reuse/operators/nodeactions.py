@@ -8,8 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_valohai_reuse.contracts import STOP_KEY
 from airflow_valohai_reuse.pipeline.actions import Then, When, firing
-from airflow_valohai_reuse.pipeline.failures import STOP_KEY
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 
 if TYPE_CHECKING:

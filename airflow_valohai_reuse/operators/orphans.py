@@ -26,6 +26,14 @@ from typing import TYPE_CHECKING, Any
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
+from airflow_valohai_reuse.contracts import (
+    DAG_ID_LABEL,
+    EXECUTION_ID_LABEL,
+    FINGERPRINT_LABEL,
+    LEASE_HOLDER_LABEL,
+    RUN_ID_LABEL,
+    TASK_ID_LABEL,
+)
 from airflow_valohai_reuse.reuse.image import PIN_REPOSITORY, pin_of, unpin
 from airflow_valohai_reuse.runtime.commitcode import COMMITS_DIR
 
@@ -36,10 +44,6 @@ if TYPE_CHECKING:
 
     from airflow_valohai_reuse.cache.lease import Held
 
-LABEL = "io.valohai-reuse"
-FINGERPRINT = f"{LABEL}.fingerprint"
-LEASE_HOLDER = f"{LABEL}.lease-holder"
-EXECUTION_ID = f"{LABEL}.execution-id"  # every node container carries it
 #: an orphan's output is never recorded, so a long grace period would only delay the takeover
 STOP_TIMEOUT_S = 5
 UNREACHABLE = (DockerException, RequestException, OSError)
@@ -51,7 +55,7 @@ def stop_orphans(client: APIClient, fingerprint: str, dead: Held, logger: loggin
     Only that holder's containers are touched: the lease is ours now, so it is gone, while a live
     holder's container and an unguarded run's (no holder) carry other labels.
     """
-    wanted = {"label": [f"{FINGERPRINT}={fingerprint}", f"{LEASE_HOLDER}={dead.holder}"]}
+    wanted = {"label": [f"{FINGERPRINT_LABEL}={fingerprint}", f"{LEASE_HOLDER_LABEL}={dead.holder}"]}
     try:
         found = client.containers(filters={**wanted, "status": ["running", "paused", "restarting"]})
     except UNREACHABLE as exc:
@@ -144,7 +148,7 @@ def sweep(
 
 
 def _finished(client: APIClient, cutoff: float) -> list[dict[str, Any]]:
-    states = {"label": EXECUTION_ID, "status": ["exited", "dead", "created"]}
+    states = {"label": EXECUTION_ID_LABEL, "status": ["exited", "dead", "created"]}
     return [c for c in client.containers(all=True, filters=states) if _since(client, c) < cutoff]
 
 
@@ -176,8 +180,8 @@ def _remove_containers(client: APIClient, finished: list[dict[str, Any]], report
 def _left_pins(client: APIClient, cutoff: float, leaving: set[str]) -> list[str]:
     """Pin names older than ``cutoff`` whose execution has no container left (a run removes its own
     when its container ends; one killed meanwhile cannot)."""
-    containers = client.containers(all=True, filters={"label": EXECUTION_ID})
-    kept = {c["Labels"].get(EXECUTION_ID) for c in containers if c["Id"] not in leaving}
+    containers = client.containers(all=True, filters={"label": EXECUTION_ID_LABEL})
+    kept = {c["Labels"].get(EXECUTION_ID_LABEL) for c in containers if c["Id"] not in leaving}
     names = [n for image in client.images(name=PIN_REPOSITORY) for n in image.get("RepoTags") or ()]
     return sorted(
         name for name in names if (pin := pin_of(name)) is not None and pin[1] < cutoff and pin[0] not in kept
@@ -249,5 +253,5 @@ def _name(container: dict[str, Any]) -> str:
 
 def _describe(container: dict[str, Any]) -> str:
     labels = container.get("Labels") or {}
-    node = "/".join(labels.get(f"{LABEL}.{key}", "?") for key in ("dag-id", "run-id", "task-id"))
+    node = "/".join(labels.get(key, "?") for key in (DAG_ID_LABEL, RUN_ID_LABEL, TASK_ID_LABEL))
     return f"{container['Id'][:12]}  {_name(container)}  {container['State']}  {node}"

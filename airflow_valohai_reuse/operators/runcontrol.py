@@ -16,7 +16,8 @@ from airflow.sdk import BaseOperator
 from valohai_yaml.objs.pipelines.node import ErrorAction
 from valohai_yaml.objs.task import TaskOnChildError
 
-from airflow_valohai_reuse.pipeline.failures import STOP_KEY, RunRules
+from airflow_valohai_reuse.contracts import STOP_KEY
+from airflow_valohai_reuse.pipeline.failures import RunRules
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -18,11 +18,11 @@ from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
 from valohai_yaml.objs.pipelines.node import Node
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.actions import Action, ActionError, node_actions
 from airflow_valohai_reuse.pipeline.commits import CommitReader, CommitRef, commit_notes
 from airflow_valohai_reuse.pipeline.deployments import deployment_notes, through_deployments
-from airflow_valohai_reuse.pipeline.failures import STATUS_TASK
 from airflow_valohai_reuse.pipeline.lint import lint
 from airflow_valohai_reuse.pipeline.pipelinefile import config_of, declared_names, read_items
 from airflow_valohai_reuse.pipeline.projectconfig import ProjectConfig, load_project_config

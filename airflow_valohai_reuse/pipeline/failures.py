@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING
 from valohai_yaml.objs.pipelines.node import ErrorAction
 from valohai_yaml.objs.task import TaskOnChildError
 
+from airflow_valohai_reuse.contracts import STATUS_TASK
 from airflow_valohai_reuse.pipeline.actions import When, approvals, stops
 
 if TYPE_CHECKING:
     from airflow_valohai_reuse.pipeline.analysis import Analysis
 
-STATUS_TASK = "valohai_pipeline"
 #: XCom key of a task that stopped the pipeline (an action, a rejected approval): what and why
-STOP_KEY = "valohai_stop"
 
 
 class Regime(Enum):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from airflow_valohai_reuse.cache import aggregates, refusals, rows
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.plugins import lookups
+from airflow_valohai_reuse.plugins.cachedb import cache_connection
 
 router = APIRouter(prefix="/api")
 
@@ -20,8 +21,6 @@ router = APIRouter(prefix="/api")
 @router.get("/stats")
 def stats(user: GetUserDep, days: int = Query(7, ge=1, le=3660)) -> dict[str, Any]:
     """Per pipeline and per step over the last ``days``: as ``valohai-reuse stats --json`` prints."""
-    from airflow_valohai_reuse.plugins.app import cache_connection
-
     scope = Scope(datetime.now(UTC) - timedelta(days=days), lookups.readable_dags(user))
     with cache_connection() as conn:
         found = aggregates.stats(conn, scope, busiest_first=True, size=1000)
@@ -34,8 +33,6 @@ def stats(user: GetUserDep, days: int = Query(7, ge=1, le=3660)) -> dict[str, An
 def run(dag_id: str, run_id: str) -> dict[str, Any]:
     """A DAG run's nodes: ran, reused or pinned, the execution, where it came from, time saved, why;
     its refused pins (node → reason). 404 for a run Airflow does not have and the ledger never saw."""
-    from airflow_valohai_reuse.plugins.app import cache_connection
-
     with cache_connection() as conn:
         view = rows.run_view(conn, dag_id, run_id)
         refused = refusals.read(conn, dag_id, run_id)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -25,12 +23,14 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
-from sqlalchemy import Connection
 
 from airflow_valohai_reuse.cache import aggregates, ids, refusals, rows
 from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
+from airflow_valohai_reuse.fingerprint.components import describe, diff
 from airflow_valohai_reuse.plugins import api, display, downloads, graph, lookups, rungraph, steering
+from airflow_valohai_reuse.plugins.cachedb import CacheUnavailable, cache_connection
 from airflow_valohai_reuse.plugins.links import APP_PREFIX, task_instance_path
+from airflow_valohai_reuse.settings import price_per_hour
 
 app = FastAPI(title="Execution reuse", docs_url=None, redoc_url=None, openapi_url=None)
 app.include_router(api.router)
@@ -44,24 +44,6 @@ WINDOWS = (7, 30)
 PAGE = 20
 RunReader = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
-
-
-class CacheUnavailable(Exception):
-    """The cache database could not be read; the page says so instead of failing."""
-
-
-@contextmanager
-def cache_connection() -> Iterator[Connection]:
-    from airflow_valohai_reuse.cache.executions import engine_for
-    from airflow_valohai_reuse.settings import load_settings
-
-    try:
-        engine = engine_for(load_settings().sql_alchemy_conn)
-        conn = engine.connect()
-    except Exception as exc:
-        raise CacheUnavailable(str(exc)) from None
-    with conn:
-        yield conn
 
 
 @app.exception_handler(CacheUnavailable)
@@ -90,8 +72,6 @@ def dashboard(
     steps: PageNumber = 1,
     misses: PageNumber = 1,
 ) -> HTMLResponse:
-    from airflow_valohai_reuse.settings import price_per_hour
-
     days = days if days in WINDOWS else WINDOWS[0]
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
@@ -123,8 +103,6 @@ def dashboard(
 def execution_page(
     request: Request, execution_id: str, user: GetUserDep, page: PageNumber = 1
 ) -> HTMLResponse:
-    from airflow_valohai_reuse.fingerprint.components import describe, diff
-
     dag_ids = lookups.readable_dags(user)
     with cache_connection() as conn:
         try:
@@ -279,6 +257,7 @@ def plan_page(request: Request, dag_id: str, conf: str = "{}") -> HTMLResponse:
 
 def _plan(where: lookups.PipelineFile, conf: dict[str, Any]) -> dict[str, Any]:
     """The prediction, or the reason there is none (a bad conf, a pin that does not fit, no Docker)."""
+    # the Plan view alone needs the planner and its Docker client (0.4 s of imports in the API server)
     from airflow_valohai_reuse.reuse.plan import HIT, MISS, UNKNOWN, plan
 
     try:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_valohai_reuse.settings import load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
 from airflow_valohai_reuse.stores.registry import open_store
+from airflow_valohai_reuse.stores.s3 import split
 
 #: how long a presigned S3 URL of a download stays valid
 PRESIGNED_S = 300
@@ -53,8 +55,6 @@ class Preview:
 
 
 def store() -> ArtifactStore:
-    from airflow_valohai_reuse.settings import load_settings
-
     settings = load_settings()
     return open_store(settings.artifact_store, settings.aws_conn_id)
 
@@ -71,8 +71,6 @@ def presigned_url(artifacts: ArtifactStore, uri: str, filename: str) -> str | No
     if artifacts.scheme != "s3" or not artifacts.owns(uri):
         return None
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from airflow_valohai_reuse.stores.s3 import split
 
     bucket, key = split(uri)
     disposition = f"attachment; filename*=UTF-8''{_quoted(filename)}"
@@ -95,8 +93,6 @@ def _read(artifacts: ArtifactStore, uri: str) -> bytes | None:
         with open(path, "rb") as handle:
             return handle.read(PREVIEW_BYTES + 1)
     if artifacts.scheme == "s3" and artifacts.owns(uri):
-        from airflow_valohai_reuse.stores.s3 import split
-
         bucket, key = split(uri)
         answer = artifacts.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{PREVIEW_BYTES}")  # type: ignore[attr-defined]
         return answer["Body"].read()

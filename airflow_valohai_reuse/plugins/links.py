@@ -17,17 +17,20 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_valohai_reuse.cache import rows
+from airflow_valohai_reuse.cache.executions import engine_for
+from airflow_valohai_reuse.cache.scope import REUSED_KINDS
+from airflow_valohai_reuse.contracts import APP_PREFIX, NAV_ROUTE
+
+# Airflow matches a plugin's links to operators by class: this module is the plugin's one import of it
 from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
+from airflow_valohai_reuse.settings import load_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
 log = logging.getLogger(__name__)
-
-#: where the plugin's FastAPI app is mounted, and the UI route of its page in the navigation
-APP_PREFIX = "/valohai-reuse"
-NAV_ROUTE = "execution-reuse"
 
 
 def task_instance_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
@@ -45,11 +48,6 @@ def _published(ti_key: TaskInstanceKey) -> tuple[str, str | None] | None:
     """The execution the task instance published and, if it reused it, the UI path of the task instance
     that ran it; None where the ledger has no row or the cache cannot be read (logged: a link is never
     worth an error page)."""
-    from airflow_valohai_reuse.cache import rows
-    from airflow_valohai_reuse.cache.executions import engine_for
-    from airflow_valohai_reuse.cache.scope import REUSED_KINDS
-    from airflow_valohai_reuse.settings import load_settings
-
     try:
         with engine_for(load_settings().sql_alchemy_conn).connect() as conn:
             row = rows.ledger_row(conn, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_valohai_reuse.contracts import OPERATOR_NAME
+from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.factory.dropin import find_pipeline_files
+from airflow_valohai_reuse.pipeline.analysis import analyses
+from airflow_valohai_reuse.settings import load_settings
+
 
 def readable_dags(user: Any) -> Collection[str] | None:
     """The DAG ids the user may read; None when the user may read every DAG (then rows of DAGs that no
@@ -38,11 +44,9 @@ def node_states(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
-
     query = (
         select(TI.task_id, TI.map_index, TI.state)
-        .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.operator == ReusableDockerOperator.__name__)
+        .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.operator == OPERATOR_NAME)
         .order_by(TI.priority_weight.desc(), TI.task_id, TI.map_index)
     )
     with create_session() as session:
@@ -69,11 +73,6 @@ def pipeline_file(dag_id: str) -> PipelineFile | None:
     """The valohai.yaml and pipeline a DAG was built from, found as the drop-in DAG file finds them:
     under ``[valohai_reuse] pipelines_folder``, or the folder of the DAG's file, with the configured
     DAG id prefix. None for a DAG that no valohai.yaml there makes."""
-    from airflow_valohai_reuse.errors import PipelineFileError
-    from airflow_valohai_reuse.factory.dropin import find_pipeline_files
-    from airflow_valohai_reuse.pipeline.analysis import analyses
-    from airflow_valohai_reuse.settings import load_settings
-
     settings = load_settings()
     fileloc = _dag_file(dag_id)
     folder = settings.pipelines_folder or (str(Path(fileloc).parent) if fileloc else None)

@@ -18,6 +18,12 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
+from airflow_valohai_reuse.cache import rows
+from airflow_valohai_reuse.cache.executions import engine_for
+from airflow_valohai_reuse.contracts import OPERATOR_NAME
+from airflow_valohai_reuse.plugins.display import duration
+from airflow_valohai_reuse.settings import load_settings
+
 log = logging.getLogger(__name__)
 
 MARKS = {"reused": "\u267b reused", "pinned": "\U0001f4cc pinned"}
@@ -27,8 +33,6 @@ SHORT = 8
 
 
 def _seconds(value: float) -> str:
-    from airflow_valohai_reuse.plugins.display import duration
-
     return duration(value)
 
 
@@ -77,13 +81,7 @@ def write_notes(dag_run: Any, session: Any) -> int:
     """Note the run's reused and pinned node task instances and the run itself; returns how many notes
     were set or removed. Only the run's node tasks are looked at, so another DAG's end costs one query
     and never opens the cache database."""
-    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
-
-    tis = [
-        ti
-        for ti in dag_run.get_task_instances(session=session)
-        if ti.operator == ReusableDockerOperator.__name__
-    ]
+    tis = [ti for ti in dag_run.get_task_instances(session=session) if ti.operator == OPERATOR_NAME]
     if not tis:
         return 0
     found = {(r["task_id"], r["map_index"]): r for r in _ledger_rows(dag_run.dag_id, dag_run.run_id)}
@@ -110,10 +108,6 @@ def _set(owner: Any, relation: str, text: str | None, run: bool) -> int:
 
 
 def _ledger_rows(dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    from airflow_valohai_reuse.cache import rows
-    from airflow_valohai_reuse.cache.executions import engine_for
-    from airflow_valohai_reuse.settings import load_settings
-
     with engine_for(load_settings().sql_alchemy_conn).connect() as conn:
         return rows.run_view(conn, dag_id, run_id).rows
 

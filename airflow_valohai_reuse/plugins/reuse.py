@@ -15,9 +15,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_valohai_reuse.contracts import APP_PREFIX, NAV_ROUTE
 from airflow_valohai_reuse.plugins.icons import icons
-
-APP_PREFIX = "/valohai-reuse"  # the same as plugins.links.APP_PREFIX, kept here to import nothing
 
 
 class _Built:
@@ -34,24 +33,28 @@ class _Built:
 
 
 def _fastapi_apps() -> list[Any]:
+    # made in the API server on first use, so a task process never imports it (see above)
     from airflow_valohai_reuse.plugins.app import app
 
     return [{"app": app, "url_prefix": APP_PREFIX, "name": "Execution reuse"}]
 
 
 def _middlewares() -> list[Any]:
+    # made in the API server on first use, so a task process never imports it (see above)
     from airflow_valohai_reuse.plugins.confcheck import ConfCheck
 
     return [{"middleware": ConfCheck, "args": [], "kwargs": {}, "name": "Valohai reuse trigger conf check"}]
 
 
 def _listeners() -> list[Any]:
+    # made in the API server on first use, so a task process never imports it (see above)
     from airflow_valohai_reuse.plugins.notes import listener
 
     return [listener]
 
 
 def _links() -> list[Any]:
+    # made in the API server on first use, so a task process never imports it (see above)
     from airflow_valohai_reuse.plugins.links import OutputsLink, SourceExecutionLink
 
     return [SourceExecutionLink(), OutputsLink()]
@@ -63,7 +66,7 @@ EXTERNAL_VIEWS = [
         "name": "Execution reuse",
         "href": "valohai-reuse/",
         "destination": "nav",
-        "url_route": "execution-reuse",
+        "url_route": NAV_ROUTE,
         "category": "browse",
         **icons("dashboard"),
     },

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from airflow_valohai_reuse.pipeline.analysis import analyses
+from airflow_valohai_reuse.plugins.lookups import pipeline_file
+from airflow_valohai_reuse.settings import load_settings
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -17,10 +21,6 @@ class Shape:
 
 def pipeline_shape(dag_id: str) -> Shape | None:
     """The shape of the pipeline that makes ``dag_id`` (None: no valohai.yaml found makes it)."""
-    from airflow_valohai_reuse.pipeline.analysis import analyses
-    from airflow_valohai_reuse.plugins.lookups import pipeline_file
-    from airflow_valohai_reuse.settings import load_settings
-
     where = pipeline_file(dag_id)
     if where is None:
         return None

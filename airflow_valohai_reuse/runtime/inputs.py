@@ -20,6 +20,7 @@ from airflow_valohai_reuse.errors import InputError
 from airflow_valohai_reuse.fingerprint.checksums import StatCache, cached_sha256, http_validator_of
 from airflow_valohai_reuse.runtime.web import identify_http
 from airflow_valohai_reuse.stores.base import file_uri_path
+from airflow_valohai_reuse.stores.s3 import remote_checksum
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,6 @@ def identify_file(
         sha256, size = cached_sha256(file_uri_path(ref.uri), stat_cache)
         return FileRef(name, ref.uri, sha256, size)
     if scheme == "s3":
-        from airflow_valohai_reuse.stores.s3 import remote_checksum
-
         checksum, size, _strength = remote_checksum(conn_id, ref.uri, input_name)
         return FileRef(name, ref.uri, checksum, size, deferred=True)
     if scheme in ("http", "https"):

@@ -20,6 +20,7 @@ from airflow_valohai_reuse.fingerprint.checksums import copy_and_hash, sha256_fi
 from airflow_valohai_reuse.runtime.inputs import FileRef, safe_name
 from airflow_valohai_reuse.runtime.web import fetch_http
 from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
+from airflow_valohai_reuse.stores.s3 import download
 
 #: what must be unchanged for a placed file to still hold the bytes the container was given.
 #: Not ctime: hard links to the same store blob from other nodes change it legitimately.
@@ -71,8 +72,6 @@ def fetch_deferred(inputs: Mapping[str, list[FileRef]], inputs_dir: Path, conn_i
 
 
 def _fetch_s3(name: str, ref: FileRef, dst: Path, conn_id: str) -> None:
-    from airflow_valohai_reuse.stores.s3 import download
-
     download(conn_id, ref.uri, dst)
     if "sha256" in ref.identity and sha256_file(dst) != ref.checksum:
         raise InputError(name, f"{ref.uri} changed after it was fingerprinted; retry the task")

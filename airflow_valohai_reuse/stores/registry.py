@@ -9,6 +9,7 @@ from airflow_valohai_reuse.errors import StoreError
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.local import LocalStore
+from airflow_valohai_reuse.stores.s3 import S3Store
 
 
 def _local(uri: str, conn_id: str, digests: StatCache | None) -> ArtifactStore:
@@ -16,10 +17,6 @@ def _local(uri: str, conn_id: str, digests: StatCache | None) -> ArtifactStore:
 
 
 def _s3(uri: str, conn_id: str, digests: StatCache | None) -> ArtifactStore:
-    # imported here: the Amazon provider and boto3 take seconds to import (3.9 s measured with
-    # python -X importtime), which a process that never uses S3 is spared
-    from airflow_valohai_reuse.stores.s3 import S3Store
-
     return S3Store(uri, conn_id)
 
 
