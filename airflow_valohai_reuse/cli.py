@@ -13,8 +13,13 @@ import sys
 from typing import Any, TextIO
 
 from airflow_valohai_reuse import cli_cache
+from airflow_valohai_reuse.cache.urls import hidden, normalise
 from airflow_valohai_reuse.cli_cache import cache_db
 from airflow_valohai_reuse.errors import ValohaiReuseError
+from airflow_valohai_reuse.fingerprint.components import describe, diff
+from airflow_valohai_reuse.preflight import check, upgrade
+from airflow_valohai_reuse.reuse.plan import as_json, plan
+from airflow_valohai_reuse.settings import load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,10 +80,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.cache.urls import hidden, normalise
-    from airflow_valohai_reuse.preflight import upgrade
-    from airflow_valohai_reuse.settings import load_settings
-
     url = load_settings().sql_alchemy_conn
     where = hidden(normalise(url))
     try:
@@ -92,9 +93,6 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.preflight import check
-    from airflow_valohai_reuse.settings import load_settings
-
     findings = check(load_settings())
     for finding in findings:
         print(finding.line(), file=_out)
@@ -104,8 +102,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from airflow_valohai_reuse.reuse.plan import as_json, plan
-
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as exc:
@@ -120,8 +116,6 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _explanation(execution_id: str, against: str | None) -> dict[str, Any]:
-    from airflow_valohai_reuse.fingerprint.components import describe, diff
-
     cache = cache_db()
     execution_id = cache.resolve(execution_id)  # a short id as the pages show it
     execution = cache.get(execution_id)

@@ -17,7 +17,9 @@ from typing import Any
 from airflow.sdk import DAG, Param
 from valohai_yaml.objs import Pipeline, Step
 
+from airflow_valohai_reuse.contracts import XCOM_KEY
 from airflow_valohai_reuse.factory.control import add_approvals, add_status_task, node_kwargs
+from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
 from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
@@ -26,6 +28,7 @@ from airflow_valohai_reuse.pipeline.params import dag_params, secret_params
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
 from airflow_valohai_reuse.pipeline.stepdef import is_secret
 from airflow_valohai_reuse.pipeline.tasknodes import Sweep
+from airflow_valohai_reuse.pipeline.variants import spread
 from airflow_valohai_reuse.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -118,9 +121,6 @@ def _mapped(
         return partial.expand(variant=variants)
     from airflow.sdk import XComArg, task
 
-    from airflow_valohai_reuse.operators.reusable_docker import XCOM_KEY
-    from airflow_valohai_reuse.pipeline.variants import spread
-
     edge = sweep.spread_from
     source = tasks[edge.source_task]
     variants = task(task_id=f"{task_id}__variants", task_display_name=f"{edge.target_key} variants")(spread)(
@@ -163,8 +163,6 @@ def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules, secrets: tupl
 def _build_dag(
     a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any], secrets: tuple[str, ...]
 ) -> DAG:
-    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
-
     spec = pipeline_spec(a)
     rules = run_rules(a)
     dag = _dag(a, dag_id, schedule, rules, secrets)

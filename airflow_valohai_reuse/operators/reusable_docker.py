@@ -43,6 +43,7 @@ from airflow_valohai_reuse.runtime.worktree import WorkTree, container_environme
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.registry import open_store
+from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -202,8 +203,6 @@ class ReusableDockerOperator(DockerOperator):
             found.holder.describe(),
             f"{found.holder.expires_at:%H:%M:%S}Z",
         )
-        from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger  # not needed to parse
-
         self.defer(
             trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
             method_name="resume_after_wait",

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_valohai_reuse.errors import ParameterError
+from airflow_valohai_reuse.pipeline.stepdef import is_secret, normalize_value
+
 #: in a pipeline parameter's Param schema: the step parameters it sets, ``{"node", "parameter"}`` (the
 #: declaration as valohai-yaml serializes it, its default left out), so that the trigger refuses what
 #: the nodes would (an integer given as 3.0, a value outside min/max or the choices); JSON Schema
@@ -115,9 +118,6 @@ def target_problem(
     """What a node would refuse in pipeline parameter ``key`` = ``value``: each target's declaration
     checked as the node checks it (:func:`~.stepdef.normalize_value`); a secret's value is not quoted."""
     from valohai_yaml.objs.parameter import Parameter
-
-    from airflow_valohai_reuse.errors import ParameterError
-    from airflow_valohai_reuse.pipeline.stepdef import is_secret, normalize_value
 
     if value is None:
         return None  # null: the default applies

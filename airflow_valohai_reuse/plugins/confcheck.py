@@ -24,6 +24,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
+from airflow_valohai_reuse.pipeline.options import NAMES, refusal
+from airflow_valohai_reuse.settings import load_settings
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -132,9 +135,6 @@ def _refused(scope: Scope, dag_id: str, conf: dict[str, Any], user: Any) -> str 
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
-
-    from airflow_valohai_reuse.pipeline.options import NAMES, refusal
-    from airflow_valohai_reuse.settings import load_settings
 
     with create_session() as session:
         details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id, session=session))

@@ -9,6 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.analysis import analyses
+from airflow_valohai_reuse.pipeline.params import secret_params
+from airflow_valohai_reuse.plugins.lookups import pipeline_file
+from airflow_valohai_reuse.settings import load_settings
+
 #: how the page edits a value, from the Param's JSON Schema type
 KINDS = ("integer", "number", "boolean", "string")
 
@@ -38,12 +44,6 @@ def kind_of(types: list[str | None] | None, default: Any) -> str:
 
 def parameters(dag_id: str, conf: Mapping[str, Any]) -> list[Parameter]:
     """The pipeline's parameters of ``dag_id`` (none for a DAG no valohai.yaml makes)."""
-    from airflow_valohai_reuse.errors import PipelineFileError
-    from airflow_valohai_reuse.pipeline.analysis import analyses
-    from airflow_valohai_reuse.pipeline.params import secret_params
-    from airflow_valohai_reuse.plugins.lookups import pipeline_file
-    from airflow_valohai_reuse.settings import load_settings
-
     where = pipeline_file(dag_id)
     if where is None:
         return []

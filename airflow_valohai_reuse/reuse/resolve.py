@@ -27,6 +27,7 @@ from airflow_valohai_reuse.pipeline.stepdef import (
     resolve_parameters,
     step_component,
 )
+from airflow_valohai_reuse.pipeline.variants import merge_executions
 from airflow_valohai_reuse.runtime.commitcode import commit_files
 from airflow_valohai_reuse.runtime.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
 from airflow_valohai_reuse.settings import Settings
@@ -202,8 +203,6 @@ def merge_upstream(task_id: str, value: Any, *, partial: bool = False) -> dict[s
     """An upstream XCom as one dict; a task node's variants are merged. ``partial``: the upstream's
     failure is tolerated (on-error continue), so a missing result, or missing variants, read as nothing."""
     if isinstance(value, (list, tuple)):
-        from airflow_valohai_reuse.pipeline.variants import merge_executions
-
         if partial:
             value = [v for v in value if isinstance(v, dict)]
             if not value:
