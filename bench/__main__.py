@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 from bench.common import ROOT, machine
 from bench.goals import GOALS
@@ -54,6 +55,7 @@ def main() -> int:
             errors[module] = found.pop("error")
         figures.update(found)
     figures["machine"] = machine()
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="minutes")
     figures["quick"] = args.quick
     if errors:
         figures["errors"] = errors
