@@ -1,12 +1,23 @@
-"""What crosses a layer, defined once: the names the parts agree on. Importable without Airflow.
+"""What crosses a layer, defined once and importable without Airflow: the names the parts agree on,
+the words of their protocols (enums), and the records that travel between them.
 
-The records that travel between the parts (an output, an execution, a published result) are in
-:mod:`~airflow_valohai_reuse.records`, beside these names and just as free of Airflow.
+One name per concept from the container to the downstream input: an output's ``checksum`` is the
+sha256 the store verifies (or ``etag:…`` for an object-store input the store keeps no sha256 of).
+Dicts appear only at the XCom, SQL and JSON edges (``as_xcom``/``from_xcom``, ``as_dict``).
 """
 
 from __future__ import annotations
 
-#: the XCom key every node task pushes its published result under
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from airflow_valohai_reuse.errors import OutputError
+
+# -- names -----------------------------------------------------------------------------------------
+#: the XCom key every node task pushes its :class:`Published` result under
 XCOM_KEY = "valohai_execution"
 #: the XCom key a node action that stops the pipeline pushes under (node actions, runcontrol)
 STOP_KEY = "valohai_stop"
@@ -14,6 +25,8 @@ STOP_KEY = "valohai_stop"
 STATUS_TASK = "valohai_pipeline"
 #: the class name of the node operator, as Airflow's metadata database records task instances' operator
 OPERATOR_NAME = "ReusableDockerOperator"
+#: the Docker daemon where neither ``[valohai_reuse] docker_url`` nor DOCKER_HOST names one
+DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
 
 #: where the plugin's FastAPI app is mounted, and the UI route of its page in the navigation
 APP_PREFIX = "/valohai-reuse"
@@ -27,3 +40,191 @@ TASK_ID_LABEL = f"{LABEL}.task-id"
 EXECUTION_ID_LABEL = f"{LABEL}.execution-id"
 FINGERPRINT_LABEL = f"{LABEL}.fingerprint"
 LEASE_HOLDER_LABEL = f"{LABEL}.lease-holder"
+
+
+def map_index_of(value: int | None) -> int:
+    """A task instance's map index as the ledger keys it: -1 for an unmapped task (None in places)."""
+    return -1 if value is None else value
+
+
+# -- the words of the protocols --------------------------------------------------------------------
+class ChangeKind(StrEnum):
+    """How one value of a fingerprint differs from the one it is compared with."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+class SourceKind(StrEnum):
+    """What an edge of valohai.yaml takes from its source node."""
+
+    OUTPUT = "output"
+    INPUT = "input"
+    PARAMETER = "parameter"
+    METADATA = "metadata"
+    ENVIRONMENT = "environment-variable"
+
+
+class PlanStatus(StrEnum):
+    """What ``plan`` predicts for a node."""
+
+    HIT = "hit"
+    MISS = "miss"
+    UNKNOWN = "unknown"  # it depends on what an upstream that runs will produce
+
+
+class WaitState(StrEnum):
+    """What a wait for an identical execution found (triggers/execution_done.py)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"  # recorded: reuse it
+    FREE = "free"  # its lease ended without a result: decide again
+    ERROR = "error"  # the cache could not be read
+
+
+# -- records ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Output:
+    """One file a node wrote under /valohai/outputs, as kept in the artifact store."""
+
+    name: str
+    uri: str
+    size: int
+    checksum: str
+    #: the file's properties as Valohai reads them (a ``<file>.metadata.json`` sidecar, lines of
+    #: ``valohai.metadata.jsonl``); not part of the file's identity
+    properties: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The XCom and cache shape; ``properties`` only where there are some, so an output without
+        any has the shape it always had."""
+        found = {"name": self.name, "uri": self.uri, "size": self.size, "checksum": self.checksum}
+        if self.properties:
+            found["properties"] = self.properties
+        return found
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Output:
+        properties = data.get("properties")
+        return cls(
+            data["name"],
+            data["uri"],
+            int(data["size"]),
+            data["checksum"],
+            dict(properties) if isinstance(properties, dict) else {},
+        )
+
+
+@dataclass
+class Execution:
+    """A successful execution: what determined it, what it produced, and where it ran."""
+
+    id: str
+    fingerprint: str
+    fingerprint_version: int
+    step: str
+    components: dict[str, Any]
+    outputs: list[Output]
+    #: effective parameter values (secret-named ones left out), inputs as files, public variables
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    #: what the step printed as JSON lines (Valohai metadata): the last value of each key
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: the values of each key printed more than once, in order (bounded: runtime/outputs.py)
+    metadata_series: dict[str, list[Any]] = field(default_factory=dict)
+    pipeline: str | None = None
+    node: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    expires_at: datetime | None = None
+    invalidated_at: datetime | None = None
+    invalidated_by: str | None = None
+    invalidation_reason: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """What the cache keeps of the run besides its fingerprint and outputs."""
+        return {name: getattr(self, name) for name in ("parameters", "inputs", "environment", "metadata")}
+
+
+class Kind(StrEnum):
+    """How a task instance came by the execution it published."""
+
+    RAN = "ran"
+    REUSED = "reused"
+    PINNED = "pinned"
+
+    @property
+    def reused(self) -> bool:
+        """Taken from an earlier execution (found by its fingerprint, or pinned) rather than run."""
+        return self is not Kind.RAN
+
+
+#: the ledger's ``kind`` values of reused task instances, for SQL filters
+REUSED_KINDS = tuple(kind.value for kind in Kind if kind.reused)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a node task hands downstream: the ``valohai_execution`` XCom and the run ledger's row."""
+
+    execution_id: str
+    kind: Kind
+    fingerprint: str
+    outputs: list[Output]
+    parameters: dict[str, Any]
+    inputs: dict[str, list[dict[str, Any]]]
+    environment: dict[str, str]
+    metadata: dict[str, Any]
+    step: str
+    node: str
+
+    @classmethod
+    def of(cls, execution: Execution, kind: Kind, node: str, run: dict[str, Any] | None = None) -> Published:
+        """``run``: this run's parameters, inputs and environment, which a reused execution's record
+        may state differently (names of files, values left out); the execution's otherwise."""
+        details = {**execution.details(), **(run or {})}
+        return cls(
+            execution.id,
+            kind,
+            execution.fingerprint,
+            list(execution.outputs),
+            details["parameters"],
+            details["inputs"],
+            details["environment"],
+            execution.metadata,
+            execution.step,
+            node,
+        )
+
+    def as_xcom(self) -> dict[str, Any]:
+        """The documented XCom value (README, "XCom")."""
+        reused = self.kind.reused
+        return {
+            "execution_id": self.execution_id,
+            "reused": reused,
+            "reused_from": self.execution_id if reused else None,
+            "fingerprint": self.fingerprint,
+            "outputs": [o.as_dict() for o in self.outputs],
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "environment": self.environment,
+            "metadata": self.metadata,
+            "step": self.step,
+            "node": self.node,
+            "kind": self.kind.value,
+        }
+
+    def check_publishable(self) -> None:
+        """Refuse, before anything is recorded, a result that could not be pushed as an XCom: an
+        entry that every later run would reuse and fail to publish would poison the cache."""
+        try:
+            json.dumps(self.as_xcom(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            problem = f"the result of execution {self.execution_id} cannot be published: {exc}"
+            raise OutputError(problem) from None

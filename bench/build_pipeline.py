@@ -99,10 +99,10 @@ class Task:
 
 def plain_tasks(path: Path) -> list[Task]:
     """Each node as a plain DockerOperator would run it: the step's command rendered with its values."""
-    from airflow_valohai_reuse.pipeline.pipelinefile import load_config
+    from airflow_valohai_reuse.pipeline.pipelinefile import config_of, read_items
     from airflow_valohai_reuse.pipeline.stepdef import environment_values, render_script, resolve_parameters
 
-    config = load_config(path)
+    config = config_of(read_items(path), path)
     pipeline, steps = config.pipelines[PIPELINE], config.steps
     tasks = []
     for node in pipeline.nodes:

@@ -62,7 +62,7 @@ def _seed(url: str, store_root: Path, filler: int) -> list[str]:
     """Filler rows, then HITS entries whose outputs are real blobs; returns their fingerprints."""
     from airflow_valohai_reuse.cache.executions import ExecutionCache
     from airflow_valohai_reuse.cache.statcache import DigestCache
-    from airflow_valohai_reuse.records import Execution, Output
+    from airflow_valohai_reuse.contracts import Execution, Output
     from airflow_valohai_reuse.stores.local import LocalStore
 
     cache = ExecutionCache(url)

@@ -13,9 +13,9 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.failopen import FailOpenCache, NullCache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, Leases, owner_info
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
+from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published, SourceKind
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
-from airflow_valohai_reuse.records import Execution, Kind, Output, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
 from airflow_valohai_reuse.reuse.resolve import Resolved
 from airflow_valohai_reuse.reuse.upstream import read_upstream
@@ -167,9 +167,9 @@ def test_downstream_reads_the_ledger_in_one_query_and_xcom_only_for_what_it_lack
         repository=tmp_path,
         source_file="valohai.yaml",
         inputs_from_edges=(
-            EdgeIn("train", "train", "output", "*", "model"),
-            EdgeIn("prepare", "prepare", "output", "*", "data"),
-            EdgeIn("sweep", "sweep", "output", "*", "more"),
+            EdgeIn("train", "train", SourceKind.OUTPUT, "*", "model"),
+            EdgeIn("prepare", "prepare", SourceKind.OUTPUT, "*", "data"),
+            EdgeIn("sweep", "sweep", SourceKind.OUTPUT, "*", "more"),
         ),
     )
     pulled: list[str] = []

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from workers import Worker, kill_group, wait_for_container
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache, _engines
-from airflow_valohai_reuse.records import Execution
+from airflow_valohai_reuse.contracts import Execution
 
 pytestmark = pytest.mark.slow
 

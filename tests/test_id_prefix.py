@@ -13,10 +13,10 @@ import pytest
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.ids import ExecutionIdError, resolve
+from airflow_valohai_reuse.contracts import Execution, Output
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.analysis import analyses
 from airflow_valohai_reuse.pipeline.specs import pipeline_spec
-from airflow_valohai_reuse.records import Execution, Output
 from airflow_valohai_reuse.reuse.pins import check_pins
 
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic" / "valohai.yaml"

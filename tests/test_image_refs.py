@@ -126,7 +126,7 @@ def test_every_form_docker_accepts_runs_the_same_local_image(reuse_env, docker_c
     from harness import run
 
     from airflow_valohai_reuse import build_dags
-    from airflow_valohai_reuse.reuse.image import identity
+    from airflow_valohai_reuse.reuse.image import image_id
 
     tagged(BUSYBOX, "docker.io/library/vr-refs", "latest")
     tagged(BUSYBOX, "docker.io/vrowner/vr-refs", "v1")
@@ -140,7 +140,7 @@ def test_every_form_docker_accepts_runs_the_same_local_image(reuse_env, docker_c
         "by-id": busybox_id,
     }
     for image in written.values():
-        assert identity(None, image, lambda: docker_client.api) == busybox_id
+        assert image_id(None, image, lambda: docker_client.api) == busybox_id
     result = run(build_dags(_project(reuse_env, written))["refs"], docker_client)
     assert result.state == "success", result.task_states
     assert result.containers_started == len(written)  # nothing pulled, every node ran
@@ -186,12 +186,12 @@ def test_an_absent_image_without_a_registry_fails_in_one_line_naming_it(reuse_en
     from harness import run
 
     from airflow_valohai_reuse import build_dags
-    from airflow_valohai_reuse.reuse.image import identity
+    from airflow_valohai_reuse.reuse.image import image_id
 
     reference = "docker.io/vrowner/vr-absent:v1"
     started = time.monotonic()
     with pytest.raises(ImageError) as caught:
-        identity(None, reference, lambda: docker_client.api)
+        image_id(None, reference, lambda: docker_client.api)
     took = time.monotonic() - started
     message = str(caught.value)
     assert message.startswith(f"image {reference!r}: is not on the Docker daemon and pulling it failed: ")

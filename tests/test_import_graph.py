@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 #: top-level modules and subpackages by layer, lowest first; "" is the package's own __init__
 LAYERS = (
     ("errors", "get_provider_info", "contracts", "internals", "background"),
-    ("records", "fingerprint"),
+    ("fingerprint",),
     ("settings",),
     ("stores", "pipeline"),
     ("cache", "runtime"),

@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, text
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION
+from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published
 from airflow_valohai_reuse.plugins import display
-from airflow_valohai_reuse.records import Execution, Kind, Output, Published
 from airflow_valohai_reuse.runtime.outputs import MAX_POINTS, collect_outputs, parse_metadata, read_metadata
 from airflow_valohai_reuse.stores.local import LocalStore
 

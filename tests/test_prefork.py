@@ -94,7 +94,7 @@ def test_the_preload_opens_the_cache_and_leaves_no_connection_to_the_task_proces
     """The preload makes the engine and closes its connection before forking; a forked task process
     reads through a connection of its own what another process recorded."""
     from airflow_valohai_reuse.cache.executions import ExecutionCache
-    from airflow_valohai_reuse.records import Execution
+    from airflow_valohai_reuse.contracts import Execution
 
     env = {**os.environ, "AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN": postgres_url}
     env.pop("AIRFLOW_CONN_AWS_DEFAULT", None)

@@ -12,12 +12,12 @@ import pytest
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
+from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published
 from airflow_valohai_reuse.errors import ManualReuseError, ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc, yaml_part
 from airflow_valohai_reuse.pipeline.options import unknown_keys
 from airflow_valohai_reuse.pipeline.specs import pipeline_spec
-from airflow_valohai_reuse.records import Execution, Kind, Output, Published
 from airflow_valohai_reuse.reuse.pins import check_pins
 
 ROOT = Path(__file__).resolve().parent.parent

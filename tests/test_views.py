@@ -16,8 +16,8 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.schema import ledger
 from airflow_valohai_reuse.cache.scope import Scope
+from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published
 from airflow_valohai_reuse.plugins import display
-from airflow_valohai_reuse.records import Execution, Kind, Output, Published
 
 NOW = datetime.now(UTC)
 LONG_AGO = NOW - timedelta(days=365)

@@ -18,8 +18,8 @@ from sqlalchemy import JSON, Connection, case, cast, func, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from airflow_valohai_reuse.cache.schema import executions, ledger
-from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope, in_scope, readable
-from airflow_valohai_reuse.records import Kind
+from airflow_valohai_reuse.cache.scope import Scope, in_scope, readable
+from airflow_valohai_reuse.contracts import REUSED_KINDS, Kind
 
 
 @dataclass(frozen=True)

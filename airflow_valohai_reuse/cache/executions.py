@@ -22,7 +22,7 @@ from airflow_valohai_reuse.cache import aggregates, ids, ledger
 from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
-from airflow_valohai_reuse.records import Execution, Output, Published
+from airflow_valohai_reuse.contracts import Execution, Output, Published
 from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"

@@ -19,9 +19,9 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Held, Leases
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
+from airflow_valohai_reuse.contracts import Execution, Published
 from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
-from airflow_valohai_reuse.records import Execution, Published
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,7 +111,7 @@ class FailOpenCache(NullCache):
             return call()
         except SQLAlchemyError as exc:
             self.down_since = datetime.now()
-            cause = str(exc).splitlines()[0]
+            cause = first_line(exc)
             self.log.warning(
                 "execution cache unavailable (%s, while %s): this node finds nothing, records nothing "
                 "and waits for no identical execution from now on",

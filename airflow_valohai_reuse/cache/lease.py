@@ -148,10 +148,8 @@ _HEARTBEAT_JOIN_S = 1.0
 
 
 class Flight:
-    """The holder's side: a heartbeat thread while inside ``with``, and the release on the way out.
-
-    ``Flight.unguarded()`` stands in when there is no cache database to hold leases in.
-    """
+    """The holder's side: a heartbeat thread while inside ``with``, and the release on the way out
+    (``leases_`` None: no cache database to hold leases in, so the flight guards nothing)."""
 
     def __init__(
         self,
@@ -172,10 +170,6 @@ class Flight:
         self.claimed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @classmethod
-    def unguarded(cls, fingerprint: str) -> Flight:
-        return cls(None, fingerprint)
 
     @property
     def lease_holder(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, select
 
 from airflow_valohai_reuse.cache.schema import ledger
-from airflow_valohai_reuse.records import Kind, Output, Published
+from airflow_valohai_reuse.contracts import Kind, Output, Published
 
 
 @dataclass(frozen=True)

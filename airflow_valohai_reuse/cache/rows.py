@@ -20,8 +20,8 @@ from sqlalchemy import Connection, and_, func, select
 
 from airflow_valohai_reuse.cache.aggregates import reuse_counts
 from airflow_valohai_reuse.cache.schema import executions, ledger
-from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope, in_scope, readable
-from airflow_valohai_reuse.records import Kind
+from airflow_valohai_reuse.cache.scope import Scope, in_scope, readable
+from airflow_valohai_reuse.contracts import REUSED_KINDS, Kind
 
 
 @dataclass(frozen=True)

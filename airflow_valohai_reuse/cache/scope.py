@@ -1,4 +1,4 @@
-"""Which run-ledger rows a query over the cache reads, and which kinds of row count as reuses.
+"""Which run-ledger rows a query over the cache reads.
 
 Every filter is optional (None: no narrowing), so the UI (the last days, the DAGs the user may read)
 and ``valohai-reuse stats`` (``--since``, ``--pipeline``, every DAG) narrow their queries alike.
@@ -15,10 +15,6 @@ from sqlalchemy import and_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from airflow_valohai_reuse.cache.schema import ledger
-from airflow_valohai_reuse.records import Kind
-
-#: the kinds of ledger row that count as reused: the node published an earlier execution
-REUSED_KINDS = (Kind.REUSED.value, Kind.PINNED.value)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_valohai_reuse.contracts import ChangeKind
 from airflow_valohai_reuse.fingerprint.canonical import digest
 
 #: Bump when the meaning of a component changes; old cache rows then stop matching on purpose.
@@ -46,7 +47,7 @@ class Change:
 
     component: str
     path: tuple[str, ...]
-    kind: str  # "added", "removed" or "changed"
+    kind: ChangeKind
     old: Any = None
     new: Any = None
 
@@ -65,13 +66,13 @@ def _diff_value(component: str, path: tuple[str, ...], old: Any, new: Any, out: 
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             if key not in old:
-                out.append(Change(component, (*path, key), "added", None, new[key]))
+                out.append(Change(component, (*path, key), ChangeKind.ADDED, None, new[key]))
             elif key not in new:
-                out.append(Change(component, (*path, key), "removed", old[key], None))
+                out.append(Change(component, (*path, key), ChangeKind.REMOVED, old[key], None))
             else:
                 _diff_value(component, (*path, key), old[key], new[key], out)
         return
-    out.append(Change(component, path, "changed", old, new))
+    out.append(Change(component, path, ChangeKind.CHANGED, old, new))
 
 
 def _short(value: Any) -> str:
@@ -106,12 +107,12 @@ def _where(change: Change) -> str:
 def describe_change(change: Change) -> str:
     """One change in words, e.g. ``parameter epochs 3 → 4``."""
     if change.component == "code" and change.path[:1] == ("executable",):
-        became = "became executable" if change.kind == "added" else "is no longer executable"
+        became = "became executable" if change.kind is ChangeKind.ADDED else "is no longer executable"
         return f"code {'/'.join(change.path[1:])} {became}"
     subject = f"{_NOUNS[change.component]} {_where(change)}".rstrip()
-    if change.kind == "added":
+    if change.kind is ChangeKind.ADDED:
         return f"{subject} added ({_short(change.new)})"
-    if change.kind == "removed":
+    if change.kind is ChangeKind.REMOVED:
         return f"{subject} removed (was {_short(change.old)})"
     if change.component == "inputs" or change.path[:1] == ("files",):
         return f"{subject} changed (sha256 {_short(change.old)} → {_short(change.new)})"

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from airflow_valohai_reuse.contracts import STOP_KEY
+from airflow_valohai_reuse.contracts import STOP_KEY, XCOM_KEY
 from airflow_valohai_reuse.operators.runcontrol import check_start
 from airflow_valohai_reuse.pipeline.actions import Action, When, holds
 from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
-from airflow_valohai_reuse.records import XCOM_KEY
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -13,10 +13,11 @@ from airflow_valohai_reuse.contracts import (
     LEASE_HOLDER_LABEL,
     RUN_ID_LABEL,
     TASK_ID_LABEL,
+    Execution,
+    Output,
 )
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import is_secret
-from airflow_valohai_reuse.records import Execution, Output
 from airflow_valohai_reuse.reuse.resolve import Resolved
 
 

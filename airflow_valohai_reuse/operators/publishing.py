@@ -3,34 +3,44 @@ the ``valohai_execution`` XCom, and the node's node-complete actions."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
+from airflow_valohai_reuse.contracts import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.pipeline.actions import When
-from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
+from airflow_valohai_reuse.pipeline.spec import NodeSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
-
 
 class Publisher:
-    """One task instance's publishing: ``operator`` is the node task, ``key`` its ledger key."""
+    """One task instance's publishing: ``node`` is its pipeline node, ``key`` its ledger key;
+    ``returns_value``: a task node maps over this node's result, which Airflow reads only from a
+    return value (otherwise the XCom alone carries it)."""
 
     def __init__(
-        self, operator: ReusableDockerOperator, context: Context, cache: Cache, key: TaskKey
+        self,
+        node: NodeSpec,
+        context: Context,
+        cache: Cache,
+        key: TaskKey,
+        *,
+        returns_value: bool,
+        logger: logging.Logger,
     ) -> None:
-        self.operator, self.context, self.cache, self.key = operator, context, cache, key
-        self.log = operator.log
+        self.node, self.context, self.cache, self.key = node, context, cache, key
+        self.returns_value = returns_value
+        self.log = logger
 
     def entry(self, published: Published, **what: Any) -> Entry:
         """The ledger row; ``what``: ``saved_s`` of a reused node, ``reason`` of one that ran."""
         try_number = getattr(self.context["ti"], "try_number", None)
-        return Entry(self.key, published, try_number, self.operator.node.pipeline, **what)
+        return Entry(self.key, published, try_number, self.node.pipeline, **what)
 
     def reuse(
         self, execution: Execution, kind: Kind, run: dict[str, Any] | None = None
@@ -46,8 +56,8 @@ class Publisher:
             execution.task_id,
             saved,
         )
-        published = Published.of(execution, kind, self.operator.node.node, run)
-        return self.publish(published, saved_s=execution.duration_s)
+        published = Published.of(execution, kind, self.node.node, run)
+        return self.publish_unrecorded(published, saved_s=execution.duration_s)
 
     def record(self, execution: Execution, published: Published, reason: str) -> dict[str, Any] | None:
         """Publish an execution this task ran: recorded with its ledger row in one transaction."""
@@ -55,9 +65,10 @@ class Publisher:
             self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
         return self.push(published)
 
-    def publish(self, published: Published, **what: Any) -> dict[str, Any] | None:
-        """Publish an execution this task did not record: the ledger row, written while the XCom is
-        pushed (a downstream task reads either only once this one has ended)."""
+    def publish_unrecorded(self, published: Published, **what: Any) -> dict[str, Any] | None:
+        """Publish an execution without recording it for reuse (an earlier one, or one whose inputs
+        changed as it ran): the ledger row, written while the XCom is pushed (a downstream task reads
+        either only once this one has ended)."""
         entry = self.entry(published, **what)
         writing = in_background(lambda: self.cache.publish(entry), "ledger-row")
         try:
@@ -69,7 +80,7 @@ class Publisher:
         value = published.as_xcom()
         self.context["ti"].xcom_push(key=XCOM_KEY, value=value)
         fire(
-            self.operator.node,
+            self.node,
             When.COMPLETE,
             self.context,
             self.log,
@@ -78,4 +89,4 @@ class Publisher:
         )
         # The same value as the return value would cost a second XCom write per node; Airflow
         # needs one only where a task node maps over this node's output.
-        return value if next(self.operator.iter_mapped_dependants(), None) is not None else None
+        return value if self.returns_value else None

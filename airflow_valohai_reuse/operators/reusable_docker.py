@@ -16,6 +16,7 @@ from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, owner_info
 from airflow_valohai_reuse.cache.ledger import TaskKey
+from airflow_valohai_reuse.contracts import XCOM_KEY, Execution, Kind, Published, WaitState, map_index_of
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint.scopehint import failure_hint
@@ -31,9 +32,8 @@ from airflow_valohai_reuse.pipeline.failures import RunRules
 from airflow_valohai_reuse.pipeline.options import reuse_on
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineSpec
 from airflow_valohai_reuse.pipeline.stepdef import SHELL_ENTRYPOINT, render_script
-from airflow_valohai_reuse.records import XCOM_KEY, Execution, Kind, Published
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, pinned
-from airflow_valohai_reuse.reuse.image import identity, image_identity, pin, unpin
+from airflow_valohai_reuse.reuse.image import image_id, image_id_with, pin, unpin
 from airflow_valohai_reuse.reuse.resolve import Resolved, resolve
 from airflow_valohai_reuse.reuse.upstream import read_upstream
 from airflow_valohai_reuse.runtime.inputs import temporary_dir
@@ -213,9 +213,9 @@ class ReusableDockerOperator(DockerOperator):
     ) -> dict[str, Any] | None:
         """Back from waiting on an identical execution: decide again, now likely a hit."""
         event = event or {}
-        if event.get("state") == "finished":
+        if event.get("state") == WaitState.FINISHED:
             self.log.info("the identical execution %s finished; looking it up", event.get("execution"))
-        elif event.get("state") == "free":
+        elif event.get("state") == WaitState.FREE:
             self.log.info("the identical execution ended without a result; deciding again")
         else:
             self.log.warning("waiting failed (%s); deciding again", event.get("error"))
@@ -223,8 +223,8 @@ class ReusableDockerOperator(DockerOperator):
 
     def _image_id(self) -> str:
         if self.tls_ca_cert or self.tls_client_cert or self.tls_client_key:  # the hook knows TLS
-            return image_identity(self.cli, self.image, self.log)
-        return identity(self.docker_url, self.image, lambda: self.cli, self.log)
+            return image_id_with(self.cli, self.image, self.log)
+        return image_id(self.docker_url, self.image, lambda: self.cli, self.log)
 
     def _run_pinned(self, context: Context, image_id: str, execution_id: str) -> Any:
         """The container, started from the image ID the fingerprint holds, never from the step's
@@ -241,10 +241,13 @@ class ReusableDockerOperator(DockerOperator):
 
     def _key(self, context: Context) -> TaskKey:
         map_index = getattr(context["ti"], "map_index", -1)
-        return TaskKey(self.dag_id, context["run_id"], self.task_id, -1 if map_index is None else map_index)
+        return TaskKey(self.dag_id, context["run_id"], self.task_id, map_index_of(map_index))
 
     def _publisher(self, context: Context, cache: Cache) -> Publisher:
-        return Publisher(self, context, cache, self._key(context))
+        maps_onward = next(self.iter_mapped_dependants(), None) is not None
+        return Publisher(
+            self.node, context, cache, self._key(context), returns_value=maps_onward, logger=self.log
+        )
 
     # -- running ----------------------------------------------------------------------------------
     def _run_and_record(self, job: _Job, holder: str, reason: str) -> dict[str, Any] | None:
@@ -278,7 +281,7 @@ class ReusableDockerOperator(DockerOperator):
                 ", ".join(changed),
                 execution.id,
             )
-            return self._publisher(context, cache).publish(published, reason=reason)
+            return self._publisher(context, cache).publish_unrecorded(published, reason=reason)
         return self._publisher(context, cache).record(execution, published, reason)
 
     def _hint_scope(self, lines: list[str], resolved: Resolved) -> None:

@@ -16,13 +16,11 @@ from airflow.sdk import BaseOperator
 from valohai_yaml.objs.pipelines.node import ErrorAction
 from valohai_yaml.objs.task import TaskOnChildError
 
-from airflow_valohai_reuse.contracts import STOP_KEY
+from airflow_valohai_reuse.contracts import STOP_KEY, map_index_of
 from airflow_valohai_reuse.pipeline.failures import RunRules
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
 def task_states(rules: RunRules, raw: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -143,9 +141,7 @@ def check_start(rules: RunRules, task_id: str, context: Context) -> None:
 
     states = run_states(rules, context)
     map_index = getattr(context["ti"], "map_index", -1)
-    reason = stop_reason(
-        rules, task_id, -1 if map_index is None else map_index, states, _stops(rules, context, states)
-    )
+    reason = stop_reason(rules, task_id, map_index_of(map_index), states, _stops(rules, context, states))
     if reason is not None:
         raise AirflowSkipException(reason)
 

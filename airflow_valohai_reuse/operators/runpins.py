@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.refusals import keep_refusal
+from airflow_valohai_reuse.contracts import Execution
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,
@@ -15,7 +16,6 @@ from airflow_valohai_reuse.pipeline.options import (
     unknown_keys_warning,
 )
 from airflow_valohai_reuse.pipeline.spec import PipelineSpec
-from airflow_valohai_reuse.records import Execution
 from airflow_valohai_reuse.reuse.pins import check_pins
 
 if TYPE_CHECKING:

@@ -55,11 +55,6 @@ def _validate(data: list) -> None:
         raise ValidationErrors(errors)
 
 
-def load_config(path: str | Path) -> Config:
-    """Parse and validate one valohai.yaml, or raise PipelineFileError."""
-    return config_of(read_items(path), path)
-
-
 def read_items(path: str | Path) -> object:
     """A valohai.yaml's YAML, not yet checked; PipelineFileError where it cannot be read or parsed."""
     path = str(path)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from valohai_yaml.objs import Step
 
+from airflow_valohai_reuse.contracts import SourceKind
 from airflow_valohai_reuse.fingerprint.scope import CodeScope
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class EdgeIn:
 
     source_task: str
     source_node: str
-    source_kind: str  # output, input, parameter, metadata, environment-variable
+    source_kind: SourceKind
     source_key: str
     target_key: str
 

@@ -6,6 +6,7 @@ from graphlib import TopologicalSorter
 
 from valohai_yaml.objs.pipelines.edge_merge_mode import EdgeMergeMode
 
+from airflow_valohai_reuse.contracts import SourceKind
 from airflow_valohai_reuse.pipeline.analysis import Analysis
 from airflow_valohai_reuse.pipeline.spec import NodeSpec, PipelineNode, PipelineSpec
 
@@ -14,7 +15,7 @@ def pipeline_spec(a: Analysis) -> PipelineSpec:
     out_globs: dict[str, list[str]] = {name: [] for name in a.task_ids}
     for edges in a.incoming.values():
         for edge in edges["input"]:
-            if edge.source_kind == "output":
+            if edge.source_kind is SourceKind.OUTPUT:
                 out_globs[edge.source_node].append(edge.source_key)
     nodes = {
         n: PipelineNode(a.task_ids[n], a.steps[n].name, tuple(out_globs[n]), n in a.sweeps)

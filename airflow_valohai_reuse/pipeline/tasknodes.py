@@ -11,6 +11,7 @@ from typing import Any
 from valohai_yaml.objs import Config, Pipeline, Step
 from valohai_yaml.objs.pipelines.task_node import TaskNode
 
+from airflow_valohai_reuse.contracts import SourceKind
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.spec import EdgeIn
 from airflow_valohai_reuse.pipeline.variants import VariantError, blueprint_axes, grid
@@ -66,7 +67,7 @@ def sweep_for(
     """Fixed variants when the blueprint or pipeline parameters give them; otherwise, with exactly
     one metadata edge into the node, one variant per item of that metadata value at run time."""
     variants = static_variants(config, pipeline, node, step, path)
-    metadata = [e for e in parameter_edges if e.source_kind == "metadata"]
+    metadata = [e for e in parameter_edges if e.source_kind is SourceKind.METADATA]
     if variants == [{}] and len(metadata) == 1:
         return Sweep([], metadata[0])
     return Sweep(variants)
@@ -88,6 +89,6 @@ def sweep_notes(name: str, sweep: Sweep, parameter_edges: list[EdgeIn]) -> list[
         f"edge {e.source_node}.metadata.{e.source_key} → {name}.parameter.{e.target_key}: the node has "
         "fixed variants, so a list value is not spread; every variant receives the value as it is"
         for e in parameter_edges
-        if e.source_kind == "metadata"
+        if e.source_kind is SourceKind.METADATA
     ]
     return notes

@@ -11,6 +11,7 @@ from valohai_yaml.objs.pipelines.edge import Edge
 from valohai_yaml.objs.pipelines.execution_node import ExecutionNode
 from valohai_yaml.objs.pipelines.types import edge_types
 
+from airflow_valohai_reuse.contracts import SourceKind
 from airflow_valohai_reuse.errors import PipelineFileError
 from airflow_valohai_reuse.pipeline.options import NAMES as RESERVED_PARAMS
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, ParamSpec
@@ -85,11 +86,10 @@ def classify_edges(
         if edge.source_node not in task_ids or edge.target_node not in task_ids:
             continue  # an edge into or out of a deployment node
         deps.add((task_ids[edge.source_node], task_ids[edge.target_node]))
-        item = EdgeIn(
-            task_ids[edge.source_node], edge.source_node, edge.source_type, edge.source_key, edge.target_key
-        )
         kind = _KINDS.get((edge.target_type, edge.source_type))
         if kind is not None:
+            source_task, source = task_ids[edge.source_node], SourceKind(edge.source_type)
+            item = EdgeIn(source_task, edge.source_node, source, edge.source_key, edge.target_key)
             incoming[edge.target_node][kind].append(item)
         elif not (edge.source_type == "dependency" and edge.target_type == "dependency"):
             raise PipelineFileError(str(path), _unsupported(edge), f"pipeline {pipeline.name}")

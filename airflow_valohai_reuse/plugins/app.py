@@ -25,7 +25,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader
 
 from airflow_valohai_reuse.cache import aggregates, ids, refusals, rows
-from airflow_valohai_reuse.cache.scope import REUSED_KINDS, Scope
+from airflow_valohai_reuse.cache.scope import Scope
+from airflow_valohai_reuse.contracts import REUSED_KINDS, Kind
 from airflow_valohai_reuse.fingerprint.components import describe, diff
 from airflow_valohai_reuse.plugins import api, display, downloads, graph, lookups, rungraph, steering
 from airflow_valohai_reuse.plugins.cachedb import CacheUnavailable, cache_connection
@@ -39,6 +40,7 @@ _templates = Environment(loader=PackageLoader("airflow_valohai_reuse.plugins", "
 _templates.filters.update(display.FILTERS)
 _templates.filters["badge_class"] = graph.badge_class
 _templates.globals["ti_path"] = task_instance_path
+_templates.globals["reused"] = lambda kind: Kind(kind).reused
 
 WINDOWS = (7, 30)
 PAGE = 20

@@ -19,8 +19,7 @@ from airflow.sdk import BaseOperatorLink
 
 from airflow_valohai_reuse.cache import rows
 from airflow_valohai_reuse.cache.executions import engine_for
-from airflow_valohai_reuse.cache.scope import REUSED_KINDS
-from airflow_valohai_reuse.contracts import APP_PREFIX, NAV_ROUTE
+from airflow_valohai_reuse.contracts import APP_PREFIX, NAV_ROUTE, REUSED_KINDS
 
 # Airflow matches a plugin's links to operators by class: this module is the plugin's one import of it
 from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator

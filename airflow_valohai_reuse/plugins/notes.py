@@ -20,13 +20,13 @@ from airflow.listeners import hookimpl
 
 from airflow_valohai_reuse.cache import rows
 from airflow_valohai_reuse.cache.executions import engine_for
-from airflow_valohai_reuse.contracts import OPERATOR_NAME
+from airflow_valohai_reuse.contracts import OPERATOR_NAME, Kind
 from airflow_valohai_reuse.plugins.display import duration
 from airflow_valohai_reuse.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-MARKS = {"reused": "\u267b reused", "pinned": "\U0001f4cc pinned"}
+MARKS = {Kind.REUSED: "\u267b reused", Kind.PINNED: "\U0001f4cc pinned"}
 _RUN_NOTE = re.compile(r"^\d+/\d+ reused(, .* saved)?$")
 #: the short id the pages show, and the shortest prefix every id option accepts
 SHORT = 8

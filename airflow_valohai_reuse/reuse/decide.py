@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.lease import Flight, Held
+from airflow_valohai_reuse.contracts import Execution
 from airflow_valohai_reuse.fingerprint.components import Fingerprint, describe, diff
-from airflow_valohai_reuse.records import Execution
 from airflow_valohai_reuse.reuse.resolve import Resolved
 from airflow_valohai_reuse.stores.base import ArtifactStore, verify_all
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_valohai_reuse.contracts import DEFAULT_DOCKER_URL
 from airflow_valohai_reuse.errors import ValohaiReuseError
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _check(reference: str, domain: str, path: str, tag: str | None, digest: str 
         raise ImageError(reference, f"digest {digest!r} is not a valid digest")
 
 
-def image_identity(client: Any, image: str, logger: logging.Logger = log) -> str:
+def image_id_with(client: Any, image: str, logger: logging.Logger = log) -> str:
     """The image ID the daemon reports (a moved tag is a change); an absent image is pulled once.
 
     ``client``: a docker ``APIClient``.
@@ -134,10 +135,10 @@ def _pull(client: Any, ref: ImageRef, logger: logging.Logger) -> None:
         raise ImageError(ref.written, problem) from None
 
 
-def identity(
+def image_id(
     docker_url: str | None, image: str, full: Callable[[], Any], logger: logging.Logger = log
 ) -> str:
-    """:func:`image_identity` on the daemon at ``docker_url`` (``$DOCKER_HOST`` or the local socket
+    """:func:`image_id_with` on the daemon at ``docker_url`` (``$DOCKER_HOST`` or the local socket
     when not set, as the DockerOperator chooses): what every node asks before deciding.
 
     An image that is there is inspected through a client that speaks the oldest API docker-py
@@ -151,7 +152,7 @@ def identity(
     from docker.errors import APIError, ImageNotFound
 
     ref = parse_reference(image)  # a malformed reference fails here, before the daemon is asked
-    url = docker_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
+    url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
     try:
         client = docker.APIClient(base_url=url, version=MINIMUM_DOCKER_API_VERSION)
         return client.inspect_image(ref.familiar)["Id"]
@@ -160,7 +161,7 @@ def identity(
     except APIError as exc:
         if exc.status_code != 400 or "version" not in str(exc).lower():
             raise
-    return image_identity(full(), image, logger)
+    return image_id_with(full(), image, logger)
 
 
 def pin(client: Any, image_id: str, execution_id: str) -> str:
@@ -203,5 +204,5 @@ def hook_client(docker_url: str | None) -> Any:
     """The Docker provider's client for ``docker_url``, as a DockerOperator's hook makes it."""
     from airflow.providers.docker.hooks.docker import DockerHook
 
-    url = docker_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
+    url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
     return DockerHook(docker_conn_id=None, base_url=url).api_client

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from airflow_valohai_reuse.cache.ids import ExecutionIdError
+from airflow_valohai_reuse.contracts import Execution
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES
 from airflow_valohai_reuse.pipeline.spec import PipelineSpec
-from airflow_valohai_reuse.records import Execution
 from airflow_valohai_reuse.runtime.inputs import glob_match
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.cache.failopen import Cache, open_cache
+from airflow_valohai_reuse.contracts import Kind, PlanStatus, Published
 from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES, refusal, reuse_on
@@ -24,9 +25,8 @@ from airflow_valohai_reuse.pipeline.params import dag_params
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_order
 from airflow_valohai_reuse.pipeline.variants import spread
-from airflow_valohai_reuse.records import Kind, Published
 from airflow_valohai_reuse.reuse.decide import REUSE_OFF, Hit, Miss, Wait, decide
-from airflow_valohai_reuse.reuse.image import hook_client, identity
+from airflow_valohai_reuse.reuse.image import hook_client, image_id
 from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
@@ -35,7 +35,7 @@ from airflow_valohai_reuse.stores.registry import open_store
 
 log = logging.getLogger(__name__)
 
-HIT, MISS, UNKNOWN = "hit", "miss", "unknown"
+HIT, MISS, UNKNOWN = PlanStatus.HIT, PlanStatus.MISS, PlanStatus.UNKNOWN
 
 
 @dataclass
@@ -44,7 +44,7 @@ class NodePlan:
 
     task_id: str
     node: str
-    status: str
+    status: PlanStatus
     map_index: int | None = None
     source_execution: str | None = None
     saved_s: float | None = None
@@ -95,7 +95,7 @@ def _plan_one(
             inputs_dir=folder,
             cache=ctx.cache,
             settings=ctx.settings,
-            image_id=lambda: identity(
+            image_id=lambda: image_id(
                 ctx.settings.docker_url, node.step.image, lambda: hook_client(ctx.settings.docker_url), log
             ),
             logger=log,

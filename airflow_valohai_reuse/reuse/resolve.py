@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.cache.failopen import Cache
+from airflow_valohai_reuse.contracts import SourceKind
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files, listed_component
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
@@ -76,7 +77,8 @@ def given_parameters(
             given.update(dict.fromkeys(targets, value))
     for edge in node.parameters_from_edges:
         source = upstream[edge.source_task]
-        pool = source.get("parameters", {}) if edge.source_kind == "parameter" else source.get("metadata", {})
+        from_parameter = edge.source_kind is SourceKind.PARAMETER
+        pool = source.get("parameters", {}) if from_parameter else source.get("metadata", {})
         if edge.source_key in pool:
             given[edge.target_key] = pool[edge.source_key]
         else:
@@ -106,7 +108,7 @@ def given_environment(node: NodeSpec, upstream: Mapping[str, dict[str, Any]]) ->
 
 def edge_files(edge: EdgeIn, upstream: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
     source = upstream[edge.source_task]
-    if edge.source_kind == "output":
+    if edge.source_kind is SourceKind.OUTPUT:
         return list(source.get("outputs", []))
     return [
         f
@@ -134,7 +136,7 @@ def identify_inputs(
             refs += default_refs(spec, [d for d in defaults if d], node.repository)
         for edge in edges:
             # an input → input edge's key names the upstream's inputs (edge_files): all their files pass
-            pattern = edge.source_key if edge.source_kind == "output" else None
+            pattern = edge.source_key if edge.source_kind is SourceKind.OUTPUT else None
             refs += edge_refs(spec, edge_files(edge, upstream), pattern, f"node {edge.source_node!r}")
         staged[name] = identify_input(spec, refs, inputs_dir, stat_cache, conn_id)
     return staged

@@ -11,11 +11,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Leases
-from airflow_valohai_reuse.errors import ConfigError
+from airflow_valohai_reuse.contracts import WaitState
+from airflow_valohai_reuse.errors import ConfigError, first_line
 from airflow_valohai_reuse.settings import load_settings
-
-#: event states: the awaited execution is recorded, the lease is gone or expired, or the check failed
-FINISHED, FREE, ERROR = "finished", "free", "error"
 
 
 def check(fingerprint: str, cache_url: str) -> dict[str, Any]:
@@ -24,12 +22,12 @@ def check(fingerprint: str, cache_url: str) -> dict[str, Any]:
         cache = ExecutionCache(cache_url)
         entry = cache.lookup(fingerprint)
         if entry is not None:
-            return {"state": FINISHED, "execution": entry.id}
+            return {"state": WaitState.FINISHED, "execution": entry.id}
         if Leases(cache.engine, seconds=0).current(fingerprint) is None:
-            return {"state": FREE}
+            return {"state": WaitState.FREE}
     except SQLAlchemyError as exc:
-        return {"state": ERROR, "error": str(exc).splitlines()[0]}
-    return {"state": "running"}
+        return {"state": WaitState.ERROR, "error": first_line(exc)}
+    return {"state": WaitState.RUNNING}
 
 
 def _cache_url() -> str | dict[str, Any]:
@@ -37,7 +35,7 @@ def _cache_url() -> str | dict[str, Any]:
     try:
         return load_settings().sql_alchemy_conn
     except ConfigError as exc:
-        return {"state": ERROR, "error": str(exc)}
+        return {"state": WaitState.ERROR, "error": str(exc)}
 
 
 class ExecutionDoneTrigger(BaseTrigger):
@@ -61,7 +59,7 @@ class ExecutionDoneTrigger(BaseTrigger):
             return
         while True:
             found = await asyncio.to_thread(check, self.fingerprint, url)
-            if found["state"] != "running":
+            if found["state"] is not WaitState.RUNNING:
                 yield TriggerEvent({"fingerprint": self.fingerprint, **found})
                 return
             await asyncio.sleep(self.poll_seconds)
