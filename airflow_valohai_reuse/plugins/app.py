@@ -40,7 +40,7 @@ _templates = Environment(loader=PackageLoader("airflow_valohai_reuse.plugins", "
 _templates.filters.update(display.FILTERS)
 _templates.filters["badge_class"] = graph.badge_class
 _templates.globals["ti_path"] = task_instance_path
-_templates.globals["reused"] = lambda kind: Kind(kind).reused
+_templates.globals["is_reused"] = lambda kind: Kind(kind).reused  # "reused" is a count in run.html
 
 WINDOWS = (7, 30)
 PAGE = 20
