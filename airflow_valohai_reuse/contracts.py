@@ -9,12 +9,17 @@ Dicts appear only at the XCom, SQL and JSON edges (``as_xcom``/``from_xcom``, ``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_valohai_reuse.errors import OutputError
+
+if TYPE_CHECKING:  # the cache's and the fingerprint's own types, named by the protocols below
+    from airflow_valohai_reuse.cache.lease import Held, Leases
+    from airflow_valohai_reuse.fingerprint.checksums import StatCache
 
 # -- names -----------------------------------------------------------------------------------------
 #: the XCom key every node task pushes its :class:`Published` result under
@@ -202,6 +207,22 @@ class Published:
             node,
         )
 
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> Published:
+        """The record of a value :meth:`as_xcom` made (the run ledger keeps it as JSON)."""
+        return cls(
+            execution_id=data["execution_id"],
+            kind=Kind(data["kind"]),
+            fingerprint=data["fingerprint"],
+            outputs=[Output.from_dict(o) for o in data["outputs"]],
+            parameters=data["parameters"],
+            inputs=data["inputs"],
+            environment=data["environment"],
+            metadata=data["metadata"],
+            step=data["step"],
+            node=data["node"],
+        )
+
     def as_xcom(self) -> dict[str, Any]:
         """The documented XCom value (README, "XCom")."""
         reused = self.kind.reused
@@ -228,3 +249,122 @@ class Published:
         except (TypeError, ValueError) as exc:
             problem = f"the result of execution {self.execution_id} cannot be published: {exc}"
             raise OutputError(problem) from None
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """One task instance of one DAG run: the run ledger's key."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A run ledger row: a task instance and what it published."""
+
+    key: TaskKey
+    published: Published
+    try_number: int | None = None
+    pipeline: str | None = None
+    #: reused or pinned: the compute time saved (the source execution's duration)
+    saved_s: float | None = None
+    #: ran: why it was not reused
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunNode:
+    """What one node of a DAG run published, as its run ledger row says (``reuse_from_run``)."""
+
+    node: str
+    map_index: int
+    kind: Kind
+    execution_id: str
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """Who holds a single-flight lease, for the waiting side's log: never more than task
+    coordinates and where the worker runs. What is not known is None (a lease taken outside a task)."""
+
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    #: the name Airflow gives the worker, as its UI shows it
+    hostname: str | None = None
+    pid: int | None = None
+
+    @classmethod
+    def of(cls, key: TaskKey, hostname: str, pid: int) -> LeaseOwner:
+        return cls(key.dag_id, key.run_id, key.task_id, key.map_index, hostname, pid)
+
+    def describe(self) -> str:
+        """``dag/run/task[map index] on host (pid N)``, the words the waiting side logs."""
+        place = f"{self.dag_id}/{self.run_id}/{self.task_id}"
+        if self.map_index not in (-1, None):
+            place += f"[{self.map_index}]"
+        return f"{place} on {self.hostname} (pid {self.pid})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON the lease row keeps: what is known."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LeaseOwner:
+        """The owner a lease row names; what it lacks (or a row that names none) is not known."""
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+#: task id → what its instances published, by map index
+Ledger = dict[str, list[Published]]
+
+
+# -- the execution cache as a task sees it, by facet (cache/failopen.py) ----------------------------
+class ExecutionLookup(Protocol):
+    """Finding recorded executions."""
+
+    def lookup(self, fingerprint: str) -> Execution | None: ...
+    def resolve(self, given: str) -> str: ...
+    def get(self, execution_id: str) -> Execution | None: ...
+    def nearest(self, step: str) -> Execution | None: ...
+
+
+class Recorder(Protocol):
+    """Recording executions and the run ledger's rows."""
+
+    def record(self, execution: Execution, entry: Entry | None = None) -> bool: ...
+    def publish(self, entry: Entry) -> None: ...
+    def forget(self, key: TaskKey) -> None: ...
+
+
+class LedgerReader(Protocol):
+    """Reading what the task instances of a run published."""
+
+    def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None: ...
+    def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None: ...
+
+
+class LeaseSource(Protocol):
+    """The single-flight leases."""
+
+    def running(self, fingerprint: str) -> Held | None: ...
+    def leases(self, seconds: float) -> Leases | None: ...
+
+
+class StatSource(Protocol):
+    """The checksums kept of files, so that an unchanged file is not read again."""
+
+    def project_stats(self, folder: str) -> StatCache: ...
+    def blob_digests(self) -> StatCache: ...
+
+
+class Cache(ExecutionLookup, Recorder, LedgerReader, LeaseSource, StatSource, Protocol):
+    """What a node task asks of the execution cache."""
+
+    url: str

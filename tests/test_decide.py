@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,7 @@ import pytest
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.failopen import FailOpenCache, NullCache, open_cache
 from airflow_valohai_reuse.cache.lease import Flight, Leases, owner_info
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
-from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published, SourceKind
+from airflow_valohai_reuse.contracts import Entry, Execution, Kind, Output, Published, SourceKind, TaskKey
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
 from airflow_valohai_reuse.pipeline.spec import EdgeIn, NodeSpec
 from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
@@ -116,14 +116,14 @@ def test_reuse_off_is_a_miss_even_with_an_entry(cache, store, tmp_path):
 
 def test_a_run_claims_the_lease_and_a_second_one_waits_as_a_plan_predicts(cache, store):
     resolved = _resolved()
-    owner = owner_info(dag_id="d", run_id="r1", task_id="train", map_index=-1)
+    owner = owner_info(TaskKey("d", "r1", "train"))
     first = Flight(cache.leases(60), resolved.fingerprint.digest, owner=owner)
     assert isinstance(_decide(resolved, cache, store, flight=first), Miss) and first.claimed
-    second = Flight(cache.leases(60), resolved.fingerprint.digest, owner={**owner, "run_id": "r2"})
+    second = Flight(cache.leases(60), resolved.fingerprint.digest, owner=replace(owner, run_id="r2"))
     waiting = _decide(resolved, cache, store, flight=second)
     predicted = _decide(resolved, cache, store)  # a plan: looks at the lease, claims nothing
     assert isinstance(waiting, Wait) and isinstance(predicted, Wait)
-    assert waiting.holder.owner["run_id"] == predicted.holder.owner["run_id"] == "r1"
+    assert waiting.holder.owner.run_id == predicted.holder.owner.run_id == "r1"
     with first:
         pass  # leaving the flight releases the lease
     assert isinstance(_decide(resolved, cache, store), Miss)

@@ -99,11 +99,12 @@ def test_cli_plan_and_explain(project, docker_client):
 def test_plan_says_when_an_identical_execution_is_running_elsewhere(project, reuse_env):
     from airflow_valohai_reuse.cache.executions import ExecutionCache
     from airflow_valohai_reuse.cache.lease import Leases, owner_info
+    from airflow_valohai_reuse.contracts import TaskKey
 
     (prepare, *_) = plan(project / "valohai.yaml", "basic")
     assert prepare.status == MISS and "running now" not in prepare.reason
     leases = Leases(ExecutionCache(f"sqlite:///{reuse_env / 'cache.db'}").engine, seconds=60)
-    owner = owner_info(dag_id="basic", run_id="nightly", task_id="prepare", map_index=-1)
+    owner = owner_info(TaskKey("basic", "nightly", "prepare"))
     assert leases.acquire(prepare.fingerprint, "someone-else", owner) == (True, None)
     (again, *_) = plan(project / "valohai.yaml", "basic")
     assert again.status == MISS

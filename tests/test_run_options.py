@@ -11,8 +11,7 @@ import pytest
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache.executions import ExecutionCache
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
-from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published
+from airflow_valohai_reuse.contracts import Entry, Execution, Kind, Output, Published, TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc, yaml_part

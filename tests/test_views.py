@@ -13,10 +13,9 @@ from sqlalchemy import update
 
 from airflow_valohai_reuse.cache import aggregates, rows
 from airflow_valohai_reuse.cache.executions import ExecutionCache
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.schema import ledger
 from airflow_valohai_reuse.cache.scope import Scope
-from airflow_valohai_reuse.contracts import Execution, Kind, Output, Published
+from airflow_valohai_reuse.contracts import Entry, Execution, Kind, Output, Published, TaskKey
 from airflow_valohai_reuse.plugins import display
 
 NOW = datetime.now(UTC)

@@ -22,7 +22,7 @@ from airflow_valohai_reuse.cache import aggregates, ids, ledger
 from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
-from airflow_valohai_reuse.contracts import Execution, Output, Published
+from airflow_valohai_reuse.contracts import Entry, Execution, Output, Published, RunNode, TaskKey
 from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"
@@ -148,7 +148,7 @@ class ExecutionCache:
             query = query.where(executions.c.finished_at < before)
         return self._one(query.order_by(executions.c.finished_at.desc()).limit(1))
 
-    def record(self, execution: Execution, entry: ledger.Entry | None = None) -> None:
+    def record(self, execution: Execution, entry: Entry | None = None) -> None:
         """Record a finished, successful execution (called only after its outputs are stored), and
         the task instance's ledger row in the same transaction."""
         values = {
@@ -168,12 +168,12 @@ class ExecutionCache:
                 ledger.write(conn, entry)
 
     # The run ledger.
-    def publish(self, entry: ledger.Entry) -> None:
+    def publish(self, entry: Entry) -> None:
         """The ledger row of a task instance that published an execution it did not record."""
         with self.engine.begin() as conn:
             ledger.write(conn, entry)
 
-    def forget(self, key: ledger.TaskKey) -> None:
+    def forget(self, key: TaskKey) -> None:
         """Drop a task instance's row as its new try starts, so no reader sees the old try's."""
         with self.engine.begin() as conn:
             ledger.forget(conn, key)
@@ -182,7 +182,7 @@ class ExecutionCache:
         with self.engine.connect() as conn:
             return ledger.read(conn, dag_id, run_id, task_ids)
 
-    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode]:
         """What each node of an earlier run of a DAG published (``reuse_from_run``)."""
         with self.engine.connect() as conn:
             return ledger.run_nodes(conn, dag_id, run_id)

@@ -11,42 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Held, Leases
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
 from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
-from airflow_valohai_reuse.contracts import Execution, Published
+from airflow_valohai_reuse.contracts import Cache, Entry, Execution, Ledger, RunNode, TaskKey
 from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: task id → what its instances published, by map index
-Ledger = dict[str, list[Published]]
-
-
-class Cache(Protocol):
-    """What a node task asks of the execution cache."""
-
-    url: str
-
-    def lookup(self, fingerprint: str) -> Execution | None: ...
-    def resolve(self, given: str) -> str: ...
-    def get(self, execution_id: str) -> Execution | None: ...
-    def nearest(self, step: str) -> Execution | None: ...
-    def record(self, execution: Execution, entry: Entry | None = None) -> bool: ...
-    def publish(self, entry: Entry) -> None: ...
-    def forget(self, key: TaskKey) -> None: ...
-    def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None: ...
-    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None: ...
-    def running(self, fingerprint: str) -> Held | None: ...
-    def leases(self, seconds: float) -> Leases | None: ...
-    def project_stats(self, folder: str) -> StatCache: ...
-    def blob_digests(self) -> StatCache: ...
 
 
 class NullCache:
@@ -78,7 +55,7 @@ class NullCache:
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None:
         return None
 
-    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None:
+    def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None:
         """None: the ledger cannot be read (an empty list: the run left no row)."""
         return None
 
@@ -150,7 +127,7 @@ class FailOpenCache(NullCache):
             "reading the run ledger", lambda: self.cache.published(dag_id, run_id, task_ids), None
         )
 
-    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None:
+    def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None:
         return self._try(
             f"reading the run ledger of run {run_id}", lambda: self.cache.run_nodes(dag_id, run_id), None
         )

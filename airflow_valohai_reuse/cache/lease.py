@@ -23,6 +23,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from airflow_valohai_reuse.cache.schema import leases
+from airflow_valohai_reuse.contracts import LeaseOwner, TaskKey
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +43,19 @@ class Held:
 
     fingerprint: str
     holder: str
-    owner: dict[str, Any]
+    owner: LeaseOwner
     acquired_at: datetime
     expires_at: datetime
 
     def describe(self) -> str:
-        who = self.owner
-        place = f"{who.get('dag_id')}/{who.get('run_id')}/{who.get('task_id')}"
-        if who.get("map_index", -1) not in (-1, None):
-            place += f"[{who['map_index']}]"
-        return f"{place} on {who.get('hostname')} (pid {who.get('pid')}), since {self.acquired_at:%H:%M:%S}Z"
+        return f"{self.owner.describe()}, since {self.acquired_at:%H:%M:%S}Z"
 
 
-def owner_info(hostname: str | None = None, **where: Any) -> dict[str, Any]:
-    """Who holds a lease, for the waiting side's log: never more than task coordinates. ``hostname``:
-    the name Airflow gives the worker (``[core] hostname_callable``), as its UI shows it; the
-    machine's own name otherwise."""
-    return {**where, "hostname": hostname or socket.gethostname(), "pid": os.getpid()}
+def owner_info(key: TaskKey, hostname: str | None = None) -> LeaseOwner:
+    """This process as the holder of a lease for task instance ``key``. ``hostname``: the name
+    Airflow gives the worker (``[core] hostname_callable``), as its UI shows it; the machine's own
+    name otherwise."""
+    return LeaseOwner.of(key, hostname or socket.gethostname(), os.getpid())
 
 
 class Leases:
@@ -76,13 +73,13 @@ class Leases:
             return None
         return _held(row)
 
-    def acquire(self, fingerprint: str, holder: str, owner: dict[str, Any]) -> tuple[bool, Held | None]:
+    def acquire(self, fingerprint: str, holder: str, owner: LeaseOwner) -> tuple[bool, Held | None]:
         """Try to take the lease: ``(True, None)``, ``(True, expired)`` on a takeover, ``(False, live)``."""
         for _ in range(5):
             now = _now()
             values = {
                 "holder": holder,
-                "owner": json.dumps(owner, sort_keys=True),
+                "owner": json.dumps(owner.as_dict(), sort_keys=True),
                 "acquired_at": now,
                 "expires_at": now + timedelta(seconds=self.seconds),
             }
@@ -137,7 +134,7 @@ def _held(row: Any) -> Held:
     return Held(
         fingerprint=row.fingerprint,
         holder=row.holder,
-        owner=json.loads(row.owner),
+        owner=LeaseOwner.from_dict(json.loads(row.owner)),
         acquired_at=_aware(row.acquired_at),
         expires_at=_aware(row.expires_at),
     )
@@ -156,12 +153,12 @@ class Flight:
         leases_: Leases | None,
         fingerprint: str,
         logger: logging.Logger = log,
-        owner: dict[str, Any] | None = None,
+        owner: LeaseOwner | None = None,
     ) -> None:
         self.leases = leases_
         self.fingerprint = fingerprint
         #: who holds the lease once claimed, for the waiting side's log
-        self.owner = owner or {}
+        self.owner = owner or LeaseOwner()
         self.holder = str(uuid.uuid4())
         self.log = logger
         #: the expired lease this flight took over: its holder's container may still be running

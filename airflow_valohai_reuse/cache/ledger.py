@@ -12,53 +12,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select
 
 from airflow_valohai_reuse.cache.schema import ledger
-from airflow_valohai_reuse.contracts import Kind, Output, Published
+from airflow_valohai_reuse.contracts import Entry, Kind, Published, RunNode, TaskKey
 
 
-@dataclass(frozen=True)
-class TaskKey:
-    """One task instance of one DAG run."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int = -1
-
-    def _where(self) -> Any:
-        return and_(
-            ledger.c.dag_id == self.dag_id,
-            ledger.c.run_id == self.run_id,
-            ledger.c.task_id == self.task_id,
-            ledger.c.map_index == self.map_index,
-        )
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A ledger row: a task instance and what it published."""
-
-    key: TaskKey
-    published: Published
-    try_number: int | None = None
-    pipeline: str | None = None
-    #: reused or pinned: the compute time saved (the source execution's duration)
-    saved_s: float | None = None
-    #: ran: why it was not reused
-    reason: str | None = None
+def _where(key: TaskKey) -> Any:
+    return and_(
+        ledger.c.dag_id == key.dag_id,
+        ledger.c.run_id == key.run_id,
+        ledger.c.task_id == key.task_id,
+        ledger.c.map_index == key.map_index,
+    )
 
 
 _INSERT = insert(ledger)  # one statement, compiled once per process
 
 
 def forget(conn: Connection, key: TaskKey) -> None:
-    conn.execute(delete(ledger).where(key._where()))
+    conn.execute(delete(ledger).where(_where(key)))
 
 
 def write(conn: Connection, entry: Entry) -> None:
@@ -80,7 +56,7 @@ def write(conn: Connection, entry: Entry) -> None:
             node=published.node,
             saved_s=entry.saved_s,
             reason=entry.reason,
-            published=json.dumps(_encode(published), sort_keys=True),
+            published=json.dumps(published.as_xcom(), sort_keys=True),
             recorded_at=datetime.now(UTC),
         ),
     )
@@ -95,11 +71,11 @@ def read(conn: Connection, dag_id: str, run_id: str, task_ids: Iterable[str]) ->
     )
     found: dict[str, list[Published]] = {}
     for row in conn.execute(query):
-        found.setdefault(row.task_id, []).append(_decode(json.loads(row.published)))
+        found.setdefault(row.task_id, []).append(Published.from_xcom(json.loads(row.published)))
     return found
 
 
-def run_nodes(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+def run_nodes(conn: Connection, dag_id: str, run_id: str) -> list[RunNode]:
     """What each node of one DAG run published: node, map index, kind, execution id
     (``reuse_from_run``). A node that failed or never ran has no row.
 
@@ -110,23 +86,4 @@ def run_nodes(conn: Connection, dag_id: str, run_id: str) -> list[dict[str, Any]
         .where(ledger.c.dag_id == dag_id, ledger.c.run_id == run_id)
         .order_by(ledger.c.node, ledger.c.map_index)
     )
-    return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def _encode(published: Published) -> dict[str, Any]:
-    return published.as_xcom()
-
-
-def _decode(data: dict[str, Any]) -> Published:
-    return Published(
-        execution_id=data["execution_id"],
-        kind=Kind(data["kind"]),
-        fingerprint=data["fingerprint"],
-        outputs=[Output.from_dict(o) for o in data["outputs"]],
-        parameters=data["parameters"],
-        inputs=data["inputs"],
-        environment=data["environment"],
-        metadata=data["metadata"],
-        step=data["step"],
-        node=data["node"],
-    )
+    return [RunNode(row.node, row.map_index, Kind(row.kind), row.execution_id) for row in conn.execute(query)]

@@ -7,9 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_valohai_reuse.background import in_background
-from airflow_valohai_reuse.cache.failopen import Cache
-from airflow_valohai_reuse.cache.ledger import Entry, TaskKey
-from airflow_valohai_reuse.contracts import XCOM_KEY, Execution, Kind, Published
+from airflow_valohai_reuse.contracts import XCOM_KEY, Cache, Entry, Execution, Kind, Published, TaskKey
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.spec import NodeSpec

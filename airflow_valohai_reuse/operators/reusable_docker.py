@@ -6,17 +6,26 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
 from airflow_valohai_reuse.background import in_background
-from airflow_valohai_reuse.cache.failopen import Cache, open_cache
+from airflow_valohai_reuse.cache.failopen import open_cache
 from airflow_valohai_reuse.cache.lease import Flight, owner_info
-from airflow_valohai_reuse.cache.ledger import TaskKey
-from airflow_valohai_reuse.contracts import XCOM_KEY, Execution, Kind, Published, WaitState, map_index_of
+from airflow_valohai_reuse.contracts import (
+    XCOM_KEY,
+    Cache,
+    Execution,
+    Kind,
+    LeaseOwner,
+    Published,
+    TaskKey,
+    WaitState,
+    map_index_of,
+)
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
 from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint.scopehint import failure_hint
@@ -236,8 +245,8 @@ class ReusableDockerOperator(DockerOperator):
             unpin(self.cli, self.image, self.log)
             self.image = written
 
-    def _owner(self, context: Context) -> dict[str, Any]:
-        return owner_info(hostname=getattr(context["ti"], "hostname", None), **asdict(self._key(context)))
+    def _owner(self, context: Context) -> LeaseOwner:
+        return owner_info(self._key(context), getattr(context["ti"], "hostname", None))
 
     def _key(self, context: Context) -> TaskKey:
         map_index = getattr(context["ti"], "map_index", -1)

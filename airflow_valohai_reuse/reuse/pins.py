@@ -12,17 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from airflow_valohai_reuse.cache.ids import ExecutionIdError
-from airflow_valohai_reuse.contracts import Execution
+from airflow_valohai_reuse.contracts import Execution, ExecutionLookup, LedgerReader, RunNode
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES
 from airflow_valohai_reuse.pipeline.spec import PipelineSpec
 from airflow_valohai_reuse.runtime.inputs import glob_match
 
 
-class ExecutionSource(Protocol):
-    def resolve(self, given: str) -> str: ...
-    def get(self, execution_id: str) -> Execution | None: ...
-    def run_nodes(self, dag_id: str, run_id: str) -> list[dict[str, Any]] | None: ...
+class ExecutionSource(ExecutionLookup, LedgerReader, Protocol):
+    """Where pins are looked up: executions by id, and an earlier run's ledger."""
 
 
 def _node_problem(node: Any, spec: PipelineSpec) -> str | None:
@@ -88,9 +86,9 @@ def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource, dag_id:
         return {}, {}
     run_id, nodes = _shape(from_run)
     rows = cache.run_nodes(dag_id, run_id)
-    published: dict[str, list[dict[str, Any]]] = {}
+    published: dict[str, list[RunNode]] = {}
     for row in rows or []:
-        published.setdefault(row["node"], []).append(row)
+        published.setdefault(row.node, []).append(row)
     ids: dict[str, str] = {}
     problems: dict[str, str] = {}
     for node in nodes:
@@ -102,7 +100,7 @@ def _from_run(from_run: Any, spec: PipelineSpec, cache: ExecutionSource, dag_id:
         elif problem is None and node not in published:
             problem = f"node {node!r} has no execution in run {run_id!r}: it failed or did not run there"
         if problem is None:
-            ids[node] = published[node][0]["execution_id"]
+            ids[node] = published[node][0].execution_id
         else:
             problems[str(node)] = f"{REUSE_FROM_RUN}: {problem}"
     return ids, problems
