@@ -112,3 +112,29 @@ def test_a_hit_verifies_its_outputs_at_once_and_finds_each_missing_one(reuse_env
     wrong_size = (checks[4][0], checks[4][1] + 1, checks[4][2])
     found = verify_all(store, [*checks[:4], wrong_size, checks[5]])
     assert found == [True, True, False, True, False, True]
+
+
+def test_many_outputs_are_verified_by_listing_their_key_prefixes(reuse_env, s3, tmp_path, monkeypatch):
+    """A hit with many outputs lists the store's key prefixes instead of one HEAD per output; each
+    missing or resized blob is still found, and a listing cut short is finished by HEAD requests."""
+    from airflow_valohai_reuse.stores import s3 as s3_store
+    from airflow_valohai_reuse.stores.registry import open_store
+
+    client, log = s3
+    store = open_store("s3://artifacts/store")
+    checks = []
+    for i in range(120):
+        body = f"many {i}\n".encode()
+        path = tmp_path / f"m{i}"
+        path.write_bytes(body)
+        digest = hashlib.sha256(body).hexdigest()
+        checks.append((store.put(path, digest, len(body)), len(body), digest))
+    client.delete_object(Bucket="artifacts", Key=checks[7][0].removeprefix("s3://artifacts/"))
+    checks[9] = (checks[9][0], checks[9][1] + 1, checks[9][2])
+    expected = [i not in (7, 9) for i in range(120)]
+    before = log.read_text().count("HEAD /artifacts/")
+    assert store.exists_all(checks) == expected
+    heads = log.read_text().count("HEAD /artifacts/") - before
+    assert heads == 2  # the two blobs no listing found, asked again one by one
+    monkeypatch.setattr(s3_store, "LIST_PAGES", 1)  # listings cut short: HEAD requests find the rest
+    assert store.exists_all(checks) == expected

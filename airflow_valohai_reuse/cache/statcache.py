@@ -6,6 +6,7 @@ A failed read or write of these rows only costs hashing the file again; it never
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 from sqlalchemy import Engine, Select, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +16,8 @@ from airflow_valohai_reuse.cache.schema import file_digests
 from airflow_valohai_reuse.fingerprint.checksums import FileStat
 
 _Key = tuple[int, int, int, int]
+#: paths per query of :meth:`DigestCache.prefetch` (under SQLite's bound on a statement's variables)
+PREFETCH_BATCH = 500
 
 
 def _key(stat: FileStat) -> _Key:
@@ -57,6 +60,9 @@ class _StatRows:
         if _storable(path):
             self.pending[path] = (stat, sha256)
 
+    def prefetch(self, paths: Collection[str]) -> None:
+        return None
+
     def flush(self) -> None:
         """Replace the rows of the paths put since the last flush."""
         if not self.pending:
@@ -93,7 +99,9 @@ class BatchStatCache(_StatRows):
 
 
 class DigestCache(_StatRows):
-    """For a few known paths (stored artifacts): one primary-key query each."""
+    """For known paths (stored artifacts): one primary-key query each, or one query per
+    :data:`PREFETCH_BATCH` paths that :meth:`prefetch` is given (an execution's outputs at once, so a
+    hit's verification costs a few queries whatever its number of outputs)."""
 
     def __init__(self, cache: ExecutionCache) -> None:
         super().__init__(cache)
@@ -103,3 +111,11 @@ class DigestCache(_StatRows):
         if path not in self.looked_up:
             self._read(select(file_digests).where(file_digests.c.path == path))
             self.looked_up.add(path)
+
+    def prefetch(self, paths: Collection[str]) -> None:
+        wanted = sorted({p for p in paths if p not in self.looked_up and _storable(p)})
+        with contextlib.suppress(SQLAlchemyError, UnicodeError, ValueError):
+            for start in range(0, len(wanted), PREFETCH_BATCH):
+                batch = wanted[start : start + PREFETCH_BATCH]
+                self._read(select(file_digests).where(file_digests.c.path.in_(batch)))
+                self.looked_up.update(batch)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -45,11 +45,18 @@ class StatCache(Protocol):
         """Make what was put durable."""
         ...
 
+    def prefetch(self, paths: Collection[str]) -> None:
+        """Read what is kept of these paths at once, before each is asked (a hint)."""
+        ...
+
 
 class NoStatCache:
     """Reads every file every time."""
 
     def get(self, path: str, stat: FileStat) -> str | None:
+        return None
+
+    def prefetch(self, paths: Collection[str]) -> None:
         return None
 
     def put(self, path: str, stat: FileStat, sha256: str) -> None:

@@ -45,8 +45,13 @@ class ArtifactStore(Protocol):
 
 
 def verify_all(store: ArtifactStore, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
-    """:meth:`ArtifactStore.exists` of each (URI, size, sha256). A store whose checks are network
-    round trips (``concurrent_checks`` above 1: S3, one HEAD request each) is asked them at once."""
+    """:meth:`ArtifactStore.exists` of each (URI, size, sha256), at the cost of a few calls whatever
+    their number: a store that checks many at once does (``exists_all``: the local store reads the
+    kept checksums in one query, S3 lists the key prefixes); one whose checks are network round trips
+    (``concurrent_checks`` above 1) is asked them at once."""
+    many = getattr(store, "exists_all", None)
+    if many is not None:
+        return list(many(checks))
     width = min(getattr(store, "concurrent_checks", 1), len(checks))
     if width <= 1:
         return [store.exists(*check) for check in checks]

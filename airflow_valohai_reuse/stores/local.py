@@ -6,11 +6,17 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from airflow_valohai_reuse.errors import StoreError
-from airflow_valohai_reuse.fingerprint.checksums import FileStat, NoStatCache, StatCache, cached_sha256
+from airflow_valohai_reuse.fingerprint.checksums import (
+    FileStat,
+    NoStatCache,
+    StatCache,
+    cached_digest,
+    cached_sha256,
+)
 from airflow_valohai_reuse.stores.base import file_uri_path, link_or_copy
 
 
@@ -66,6 +72,26 @@ class LocalStore:
         except (OSError, StoreError):
             return False
 
+    def exists_all(self, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
+        """:meth:`exists` of each (URI, size, sha256): the blobs' kept checksums read at once, then
+        one stat each (a blob is hashed again only where its stat changed)."""
+        paths = [_blob_path(uri) for uri, _size, _sha256 in checks]
+        self.digests.prefetch([p for p in paths if p])
+        return [
+            self._there(path, size, sha256) for path, (_uri, size, sha256) in zip(paths, checks, strict=True)
+        ]
+
+    def _there(self, path: str | None, size: int, sha256: str | None) -> bool:
+        if path is None:
+            return False
+        try:
+            digest, stat = (
+                cached_digest(path, self.digests, resolved=True) if sha256 else (None, os.stat(path))
+            )
+        except OSError:
+            return False
+        return stat.st_size == size and (sha256 is None or digest == sha256)
+
     def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
         return _blobs(self.root, older_than_s)
 
@@ -83,6 +109,17 @@ class LocalStore:
 
     def get(self, uri: str, dst: Path) -> None:
         link_or_copy(file_uri_path(uri), dst)
+
+
+def _blob_path(uri: str) -> str | None:
+    """The path of a ``file://`` URI as this store writes them (no escapes: a quick slice), else as
+    any file URI is read; None for a URI that is not a local file's."""
+    if uri.startswith("file:///") and "%" not in uri:
+        return uri[len("file://") :]
+    try:
+        return str(file_uri_path(uri))
+    except StoreError:
+        return None
 
 
 def _blobs(root: Path, older_than_s: float) -> Iterator[tuple[str, int]]:

@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,10 @@ def download(conn_id: str, uri: str, dst: Path) -> None:
     _client(conn_id).download_file(bucket, key, str(dst))
 
 
+#: pages of one key prefix a hit's verification lists before asking for the rest one by one
+LIST_PAGES = 8
+
+
 class S3Store:
     """Artifacts under ``s3://bucket/prefix/sha256/<ab>/<sha256>``, uploaded with their SHA-256."""
 
@@ -194,6 +199,55 @@ class S3Store:
         if sha256 and stored and base64.b64decode(stored).hex() != sha256:
             return False
         return int(head["ContentLength"]) == size
+
+    def exists_all(self, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
+        """:meth:`exists` of each (URI, size, sha256). A few are HEAD requests at once; many are
+        listed (ListObjectsV2, 1,000 keys a page) per key prefix ``sha256/<ab>/`` they fall in, from
+        the first wanted key to the last: a key is its content's SHA-256, which S3 checked on upload,
+        so a listed key of the right size is that content. What :data:`LIST_PAGES` pages of a prefix
+        do not reach (a very large store), and URIs not named that way, are HEAD requests."""
+        if len(checks) <= 2 * self.concurrent_checks:
+            return self._head_all(checks)
+        wanted: dict[str, list[str]] = {}
+        for uri, _size, sha256 in checks:
+            if self._named(uri, sha256):
+                key = split(uri)[1]
+                wanted.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
+        listed: dict[str, int] = {}
+        for prefix, keys in sorted(wanted.items()):
+            listed |= self._listing(prefix, sorted(keys))
+        found = [listed.get(split(uri)[1]) == size for uri, size, _sha256 in checks]
+        rest = [i for i, (uri, _size, _sha256) in enumerate(checks) if not found[i]]
+        for i, there in zip(rest, self._head_all([checks[i] for i in rest]), strict=True):
+            found[i] = there  # not listed: a HEAD says (a missing blob costs one request)
+        return found
+
+    def _named(self, uri: str, sha256: str | None) -> bool:
+        return bool(sha256) and uri == f"s3://{self.bucket}/{self._key(sha256 or '')}"
+
+    def _listing(self, prefix: str, keys: list[str]) -> dict[str, int]:
+        """Key → size of the keys under ``prefix`` from ``keys[0]`` to ``keys[-1]``, at most
+        :data:`LIST_PAGES` pages of them; a listing that fails lists nothing."""
+        sizes: dict[str, int] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, StartAfter=keys[0][:-1]
+        )
+        try:
+            for number, page in enumerate(pages, 1):
+                for item in page.get("Contents", []):
+                    sizes[item["Key"]] = int(item["Size"])
+                if number >= LIST_PAGES or (page.get("Contents") and page["Contents"][-1]["Key"] >= keys[-1]):
+                    break
+        except Exception:  # the HEAD requests that follow say what is there
+            return sizes
+        return sizes
+
+    def _head_all(self, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
+        if len(checks) <= 1:
+            return [self.exists(*check) for check in checks]
+        width = min(self.concurrent_checks, len(checks))
+        with ThreadPoolExecutor(width, thread_name_prefix="valohai-reuse-verify") as pool:
+            return list(pool.map(lambda check: self.exists(*check), checks))
 
     def get(self, uri: str, dst: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".download-")
