@@ -171,6 +171,20 @@ GOALS = [
         "",
     ),
     Goal(
+        "hit_1_output_s",
+        "outputs",
+        "a hit's own work for an entry with 1 output: lookup, verification, XCom value, ledger row",
+        "",
+    ),
+    Goal(
+        "hit_5000_outputs_s",
+        "outputs",
+        "the same for an entry with 5,000 outputs (PostgreSQL cache, local store, a new task's view)",
+        "<=",
+        0.3,
+    ),
+    Goal("hit_5000_vs_1_output_ratio", "outputs", "the two, 5,000 outputs over 1", "<=", 3),
+    Goal(
         "celery_reused_pipelines_vs_empty_ratio",
         "cluster",
         "10 runs at once of a 3-node pipeline, every node reused, vs the same DAGs of EmptyOperators "

@@ -28,6 +28,7 @@ TITLES = {
     "lookup": "Cache lookups",
     "memory": "Worker memory",
     "hits": "The PostgreSQL cache under load",
+    "outputs": "A hit against its number of outputs",
     "cluster": "A two-worker CeleryExecutor cluster",
 }
 
