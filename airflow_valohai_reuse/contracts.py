@@ -9,7 +9,7 @@ Dicts appear only at the XCom, SQL and JSON edges (``as_xcom``/``from_xcom``, ``
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -249,6 +249,58 @@ class Published:
         except (TypeError, ValueError) as exc:
             problem = f"the result of execution {self.execution_id} cannot be published: {exc}"
             raise OutputError(problem) from None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a node reads from one upstream task: a node's published result, a task node's variants
+    merged, or nothing (an upstream whose failure the pipeline tolerates)."""
+
+    execution_ids: tuple[str, ...] = ()
+    outputs: list[Output] = field(default_factory=list)
+    inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, published: Published) -> Upstream:
+        return cls(
+            (published.execution_id,),
+            list(published.outputs),
+            published.inputs,
+            published.parameters,
+            published.metadata,
+            published.environment,
+        )
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any]) -> Upstream:
+        """A node's ``valohai_execution`` XCom; what it lacks reads as nothing."""
+        execution_id = value.get("execution_id")
+        return cls(
+            (execution_id,) if execution_id else (),
+            [Output.from_dict(o) for o in value.get("outputs", [])],
+            dict(value.get("inputs", {})),
+            dict(value.get("parameters", {})),
+            dict(value.get("metadata", {})),
+            dict(value.get("environment", {})),
+        )
+
+    @classmethod
+    def merged(cls, variants: Sequence[Upstream]) -> Upstream:
+        """A task node's variants as one upstream: outputs and inputs concatenated, as Valohai passes
+        all of a task's outputs to the next node; parameters, metadata and environment differ per
+        variant, so none are passed on."""
+        inputs: dict[str, list[dict[str, Any]]] = {}
+        for variant in variants:
+            for name, refs in variant.inputs.items():
+                inputs.setdefault(name, []).extend(refs)
+        return cls(
+            tuple(i for v in variants for i in v.execution_ids),
+            [o for v in variants for o in v.outputs],
+            inputs,
+        )
 
 
 @dataclass(frozen=True)

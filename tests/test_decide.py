@@ -180,8 +180,9 @@ def test_downstream_reads_the_ledger_in_one_query_and_xcom_only_for_what_it_lack
         return [value] if task_id == "sweep" else value
 
     found = read_upstream(node, cache=cache, dag_id="d", run_id="r1", mapped={"sweep"}, pull=pull)
-    assert found["train"]["execution_id"] == execution.id
-    assert found["train"]["outputs"][0]["name"] == "model.txt"
+    assert found["train"].execution_ids == (execution.id,)
+    assert found["train"].outputs[0].name == "model.txt"
+    assert found["sweep"].execution_ids == ("sweep",)
     assert sorted(pulled) == ["prepare", "sweep"]  # no ledger row; a task node's variants
 
 

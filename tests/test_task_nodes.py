@@ -132,15 +132,15 @@ def test_linear_rules_that_never_end_are_refused():
 
 
 def test_merged_variants_pass_outputs_not_per_variant_values():
-    merged = merge_executions(
-        "squares",
-        [
-            {"execution_id": "a", "outputs": [{"name": "a.txt"}], "parameters": {"n": 1}, "metadata": {}},
-            {"execution_id": "b", "outputs": [{"name": "b.txt"}], "parameters": {"n": 2}, "metadata": {}},
-        ],
-    )
-    assert [o["name"] for o in merged["outputs"]] == ["a.txt", "b.txt"]
-    assert merged["parameters"] == {} and merged["metadata"] == {}
+    def variant(execution_id: str, n: int) -> dict:
+        output = {"name": f"{execution_id}.txt", "uri": f"file:///{execution_id}", "size": 1, "checksum": "0"}
+        values = {"parameters": {"n": n}, "metadata": {"n": n}}
+        return {"execution_id": execution_id, "outputs": [output], **values}
+
+    merged = merge_executions("squares", [variant("a", 1), variant("b", 2)])
+    assert [o.name for o in merged.outputs] == ["a.txt", "b.txt"]
+    assert merged.execution_ids == ("a", "b")
+    assert merged.parameters == {} and merged.metadata == {}
     with pytest.raises(RuntimeError, match="left a variant without its XCom"):
         merge_executions("squares", [{"outputs": []}, None])
 

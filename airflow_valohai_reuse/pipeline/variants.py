@@ -14,6 +14,8 @@ from typing import Any
 from valohai_yaml.objs.task import Task, TaskType
 from valohai_yaml.objs.variant_parameter import VariantParameter, VariantParameterStyle
 
+from airflow_valohai_reuse.contracts import Upstream
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_TASK_TYPES = (TaskType.GRID_SEARCH, TaskType.MANUAL_SEARCH)
@@ -85,17 +87,13 @@ def grid(axes: Mapping[str, Sequence[Any]], parameter_sets: Sequence[Mapping[str
     return points or [{}]
 
 
-def merge_executions(task_id: str, values: Sequence[Any]) -> dict[str, Any]:
-    """One upstream value from a mapped (task node) upstream's per-variant executions.
-
-    Outputs and inputs are concatenated, as Valohai passes all of a task's outputs to the next node;
-    parameters, metadata and environment differ per variant, so none are passed on.
-    """
-    executions = [v for v in values if isinstance(v, Mapping)]
-    if not executions or len(executions) != len(values):
+def merge_executions(task_id: str, values: Sequence[Any]) -> Upstream:
+    """One upstream from a mapped (task node) upstream's per-variant results (XCom values, or
+    records), merged as :meth:`Upstream.merged` says."""
+    if not values or not all(isinstance(v, Mapping | Upstream) for v in values):
         raise RuntimeError(f"upstream task {task_id!r} left a variant without its XCom; was it cleared?")
-    outputs = [o for e in executions for o in e.get("outputs", [])]
-    names = [o["name"] for o in outputs]
+    merged = Upstream.merged([v if isinstance(v, Upstream) else Upstream.from_xcom(v) for v in values])
+    names = [o.name for o in merged.outputs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         log.warning(
@@ -103,29 +101,19 @@ def merge_executions(task_id: str, values: Sequence[Any]) -> dict[str, Any]:
             task_id,
             ", ".join(repeated),
         )
-    inputs: dict[str, list[Any]] = {}
-    for execution in executions:
-        for name, refs in execution.get("inputs", {}).items():
-            inputs.setdefault(name, []).extend(refs)
     log.info(
         "%s has %d variants: their outputs are passed on; parameter, metadata and environment values "
         "are not (they differ per variant)",
         task_id,
-        len(executions),
+        len(values),
     )
-    return {
-        "execution_ids": [e.get("execution_id") for e in executions],
-        "outputs": outputs,
-        "inputs": inputs,
-        "parameters": {},
-        "metadata": {},
-        "environment": {},
-    }
+    return merged
 
 
-def spread(upstream: Mapping[str, Any], metadata_key: str, parameter: str) -> list[dict[str, Any]]:
-    """A task node's variants from an upstream node's metadata: one per list item, or one for a value."""
-    metadata = upstream.get("metadata", {})
+def spread(upstream: Upstream | Mapping[str, Any], metadata_key: str, parameter: str) -> list[dict[str, Any]]:
+    """A task node's variants from an upstream node's metadata (its record, or its XCom where a task
+    spreads them at run time): one per list item, or one for a value."""
+    metadata = upstream.metadata if isinstance(upstream, Upstream) else upstream.get("metadata", {})
     if metadata_key not in metadata:
         log.warning("metadata %r was not printed upstream: the task node has no variants", metadata_key)
         return []

@@ -16,19 +16,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.cache.failopen import Cache, open_cache
-from airflow_valohai_reuse.contracts import Kind, PlanStatus, Published
+from airflow_valohai_reuse.cache.failopen import open_cache
+from airflow_valohai_reuse.contracts import Cache, Kind, PlanStatus, Published, Upstream
 from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES, refusal, reuse_on
 from airflow_valohai_reuse.pipeline.params import dag_params
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec, run_order
-from airflow_valohai_reuse.pipeline.variants import spread
+from airflow_valohai_reuse.pipeline.variants import merge_executions, spread
 from airflow_valohai_reuse.reuse.decide import REUSE_OFF, Hit, Miss, Wait, decide
 from airflow_valohai_reuse.reuse.image import hook_client, image_id
 from airflow_valohai_reuse.reuse.pins import check_pins
-from airflow_valohai_reuse.reuse.resolve import merge_upstream, resolve, upstream_tasks
+from airflow_valohai_reuse.reuse.resolve import resolve
+from airflow_valohai_reuse.reuse.upstream import upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.registry import open_store
@@ -72,19 +73,25 @@ class _Context:
     cache: Cache
     store: ArtifactStore
     reuse: bool
-    published: dict[str, Any] = field(default_factory=dict)  # task id → its XCom value(s)
+    #: task id → what it would publish (a task node: each variant's)
+    published: dict[str, Upstream | list[Upstream]] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)  # task ids whose outputs are not known
+
+    def upstream(self, task_id: str) -> Upstream:
+        """What a downstream node would read from the task (a task node's variants merged)."""
+        found = self.published[task_id]
+        return merge_executions(task_id, found) if isinstance(found, list) else found
 
 
 def _plan_one(
     ctx: _Context, node: NodeSpec, task_id: str, variant: Mapping[str, Any], index: int | None
-) -> tuple[NodePlan, dict[str, Any] | None]:
+) -> tuple[NodePlan, Upstream | None]:
     waits = [t for t in upstream_tasks(node) if t in ctx.pending]
     if waits and not ctx.reuse:  # it runs whatever its inputs turn out to be
         return NodePlan(task_id, node.node, MISS, index, reason=REUSE_OFF, waits_on=waits), None
     if waits:
         return NodePlan(task_id, node.node, UNKNOWN, index, waits_on=waits), None
-    upstream = {t: merge_upstream(t, ctx.published[t]) for t in upstream_tasks(node)}
+    upstream = {t: ctx.upstream(t) for t in upstream_tasks(node)}
     folder = Path(tempfile.mkdtemp(prefix="valohai-reuse-plan-"))
     try:
         resolved = resolve(
@@ -106,7 +113,7 @@ def _plan_one(
     found = decide(resolved, step=node.step.name, reuse=ctx.reuse, cache=ctx.cache, store=ctx.store)
     if isinstance(found, Hit):
         run = resolved.details(ctx.settings.secret_env_patterns)
-        value = Published.of(found.execution, Kind.REUSED, node.node, run).as_xcom()
+        value = Upstream.of(Published.of(found.execution, Kind.REUSED, node.node, run))
         plan = NodePlan(task_id, node.node, HIT, index, found.execution.id, found.execution.duration_s)
         plan.fingerprint = digest
         return plan, value
@@ -128,16 +135,14 @@ def _variants(ctx: _Context, a: Analysis, name: str) -> list[dict[str, Any]] | N
         return sweep.variants
     if edge.source_task in ctx.pending:
         return None
-    return spread(
-        merge_upstream(edge.source_task, ctx.published[edge.source_task]), edge.source_key, edge.target_key
-    )
+    return spread(ctx.upstream(edge.source_task), edge.source_key, edge.target_key)
 
 
 def _plan_node(ctx: _Context, a: Analysis, name: str, pins: Mapping[str, Any]) -> list[NodePlan]:
     node, task_id = node_spec(a, name), a.task_ids[name]
     if name in pins:
         execution = pins[name]
-        ctx.published[task_id] = Published.of(execution, Kind.PINNED, name).as_xcom()
+        ctx.published[task_id] = Upstream.of(Published.of(execution, Kind.PINNED, name))
         reason = f"pinned by {REUSE_NODES if name in (ctx.params.get(REUSE_NODES) or {}) else REUSE_FROM_RUN}"
         return [NodePlan(task_id, name, HIT, None, execution.id, execution.duration_s, reason=reason)]
     variants = _variants(ctx, a, name)
@@ -151,8 +156,8 @@ def _plan_node(ctx: _Context, a: Analysis, name: str, pins: Mapping[str, Any]) -
         _plan_one(ctx, node, task_id, variant, index if mapped else None)
         for index, variant in enumerate(variants)
     ]
-    values = [value for _, value in results]
-    if any(value is None for value in values):
+    values = [value for _, value in results if value is not None]
+    if len(values) < len(results):
         ctx.pending.add(task_id)
     else:
         ctx.published[task_id] = values if mapped else values[0]

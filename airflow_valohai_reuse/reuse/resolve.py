@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.cache.failopen import Cache
-from airflow_valohai_reuse.contracts import SourceKind
+from airflow_valohai_reuse.contracts import SourceKind, StatSource, Upstream
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
 from airflow_valohai_reuse.fingerprint.codesnap import code_component, list_files, listed_component
 from airflow_valohai_reuse.fingerprint.components import Fingerprint
@@ -28,7 +27,6 @@ from airflow_valohai_reuse.pipeline.stepdef import (
     resolve_parameters,
     step_component,
 )
-from airflow_valohai_reuse.pipeline.variants import merge_executions
 from airflow_valohai_reuse.runtime.commitcode import commit_files
 from airflow_valohai_reuse.runtime.inputs import FileRef, default_refs, edge_refs, glob_match, identify_input
 from airflow_valohai_reuse.settings import Settings
@@ -63,7 +61,7 @@ class Resolved:
 def given_parameters(
     node: NodeSpec,
     params: Mapping[str, Any],
-    upstream: Mapping[str, dict[str, Any]],
+    upstream: Mapping[str, Upstream],
     variant: Mapping[str, Any],
     logger: logging.Logger = log,
 ) -> dict[str, Any]:
@@ -78,7 +76,7 @@ def given_parameters(
     for edge in node.parameters_from_edges:
         source = upstream[edge.source_task]
         from_parameter = edge.source_kind is SourceKind.PARAMETER
-        pool = source.get("parameters", {}) if from_parameter else source.get("metadata", {})
+        pool = source.parameters if from_parameter else source.metadata
         if edge.source_key in pool:
             given[edge.target_key] = pool[edge.source_key]
         else:
@@ -99,28 +97,22 @@ def given_parameters(
     return given
 
 
-def given_environment(node: NodeSpec, upstream: Mapping[str, dict[str, Any]]) -> dict[str, str | None]:
-    return {
-        e.target_key: upstream[e.source_task].get("environment", {}).get(e.source_key)
-        for e in node.environment_from_edges
-    }
+def given_environment(node: NodeSpec, upstream: Mapping[str, Upstream]) -> dict[str, str | None]:
+    edges = node.environment_from_edges
+    return {e.target_key: upstream[e.source_task].environment.get(e.source_key) for e in edges}
 
 
-def edge_files(edge: EdgeIn, upstream: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def edge_files(edge: EdgeIn, upstream: Mapping[str, Upstream]) -> list[dict[str, Any]]:
+    """The files an edge passes, as the input side reads them (runtime/inputs.py, ``edge_refs``)."""
     source = upstream[edge.source_task]
     if edge.source_kind is SourceKind.OUTPUT:
-        return list(source.get("outputs", []))
-    return [
-        f
-        for name, refs in source.get("inputs", {}).items()
-        if glob_match(name, edge.source_key)
-        for f in refs
-    ]
+        return [o.as_dict() for o in source.outputs]
+    return [f for name, refs in source.inputs.items() if glob_match(name, edge.source_key) for f in refs]
 
 
 def identify_inputs(
     node: NodeSpec,
-    upstream: Mapping[str, dict[str, Any]],
+    upstream: Mapping[str, Upstream],
     inputs_dir: Path,
     stat_cache: StatCache,
     conn_id: str = "aws_default",
@@ -147,9 +139,9 @@ def resolve(
     *,
     params: Mapping[str, Any],
     variant: Mapping[str, Any],
-    upstream: Mapping[str, dict[str, Any]],
+    upstream: Mapping[str, Upstream],
     inputs_dir: Path,
-    cache: Cache,
+    cache: StatSource,
     settings: Settings,
     image_id: Callable[[], str],
     logger: logging.Logger = log,
@@ -199,28 +191,3 @@ def _code(node: NodeSpec, stat_cache: StatCache, settings: Settings) -> tuple[Pa
 
 def _with_reason(code: dict[str, Any], scoped: Scoped) -> dict[str, Any]:
     return {**code, "widened": scoped.widened} if scoped.widened else code
-
-
-def merge_upstream(task_id: str, value: Any, *, partial: bool = False) -> dict[str, Any]:
-    """An upstream XCom as one dict; a task node's variants are merged. ``partial``: the upstream's
-    failure is tolerated (on-error continue), so a missing result, or missing variants, read as nothing."""
-    if isinstance(value, (list, tuple)):
-        if partial:
-            value = [v for v in value if isinstance(v, dict)]
-            if not value:
-                value = None
-        if value is not None:
-            value = merge_executions(task_id, list(value))
-    if value is None and partial:
-        log.warning(
-            "upstream task %r failed and published nothing; on-error continue: going on without it", task_id
-        )
-        return {"outputs": [], "inputs": {}, "parameters": {}, "metadata": {}, "environment": {}}
-    if not isinstance(value, dict):
-        raise RuntimeError(f"upstream task {task_id!r} left no execution XCom; was it cleared?")
-    return value
-
-
-def upstream_tasks(node: NodeSpec) -> list[str]:
-    edges = (*node.inputs_from_edges, *node.parameters_from_edges, *node.environment_from_edges)
-    return sorted({e.source_task for e in edges})
