@@ -9,10 +9,11 @@ Dicts appear only at the XCom, SQL and JSON edges (``as_xcom``/``from_xcom``, ``
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_valohai_reuse.errors import OutputError
@@ -420,3 +421,36 @@ class Cache(ExecutionLookup, Recorder, LedgerReader, LeaseSource, StatSource, Pr
     """What a node task asks of the execution cache."""
 
     url: str
+
+
+# -- the artifact store (stores/) -----------------------------------------------------------------
+class ArtifactStore(Protocol):
+    """An artifact store: content-addressed, immutable (stores/, chosen by the URI's scheme)."""
+
+    scheme: str
+
+    def put(self, local_path: Path, sha256: str, size: int) -> str:
+        """Keep the file (it may be moved away) and return its immutable URI."""
+        ...
+
+    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
+        """The artifact is there with this size (and, where the store can tell, this checksum)."""
+        ...
+
+    def get(self, uri: str, dst: Path) -> None:
+        """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
+        ...
+
+    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """(URI, size) of every stored artifact last written more than ``older_than_s`` ago."""
+        ...
+
+    def delete(self, uri: str) -> None: ...
+
+    def owns(self, uri: str) -> bool:
+        """The URI names one of this store's (immutable) artifacts."""
+        ...
+
+    def flush(self) -> None:
+        """Make the store's own bookkeeping (checksums it learned) durable."""
+        ...

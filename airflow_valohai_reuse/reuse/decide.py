@@ -11,12 +11,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.lease import Flight, Held
-from airflow_valohai_reuse.contracts import Execution
+from airflow_valohai_reuse.contracts import ArtifactStore, Cache, Execution, ExecutionLookup
 from airflow_valohai_reuse.fingerprint.components import Fingerprint, describe, diff
 from airflow_valohai_reuse.reuse.resolve import Resolved
-from airflow_valohai_reuse.stores.base import ArtifactStore, verify_all
+from airflow_valohai_reuse.stores.base import verify_all
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def decide(
 
 
 def find_reusable(
-    cache: Cache, store: ArtifactStore, fingerprint: Fingerprint, logger: logging.Logger = log
+    cache: ExecutionLookup, store: ArtifactStore, fingerprint: Fingerprint, logger: logging.Logger = log
 ) -> Execution | None:
     """The newest successful execution with this fingerprint whose outputs are all still stored."""
     hit = cache.lookup(fingerprint.digest)
@@ -110,7 +109,7 @@ def find_reusable(
     return hit
 
 
-def miss_reason(cache: Cache, step: str, fingerprint: Fingerprint) -> tuple[str, Execution | None]:
+def miss_reason(cache: ExecutionLookup, step: str, fingerprint: Fingerprint) -> tuple[str, Execution | None]:
     """Why nothing matched, in words, against the newest execution of the same step."""
     nearest = cache.nearest(step)
     if nearest is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_valohai_reuse.cache.failopen import open_cache
-from airflow_valohai_reuse.contracts import Cache, Kind, PlanStatus, Published, Upstream
+from airflow_valohai_reuse.contracts import ArtifactStore, Cache, Kind, PlanStatus, Published, Upstream
 from airflow_valohai_reuse.errors import ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
 from airflow_valohai_reuse.pipeline.options import REUSE_FROM_RUN, REUSE_NODES, refusal, reuse_on
@@ -31,7 +31,6 @@ from airflow_valohai_reuse.reuse.pins import check_pins
 from airflow_valohai_reuse.reuse.resolve import resolve
 from airflow_valohai_reuse.reuse.upstream import upstream_tasks
 from airflow_valohai_reuse.settings import Settings, load_settings
-from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.registry import open_store
 
 log = logging.getLogger(__name__)

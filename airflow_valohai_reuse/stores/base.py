@@ -1,47 +1,17 @@
-"""Artifact stores: content-addressed, immutable; the protocol and what every store shares
-(registry.py chooses one by the URI's scheme)."""
+"""Artifact stores: content-addressed, immutable; what every store shares (the protocol is
+:class:`~airflow_valohai_reuse.contracts.ArtifactStore`; registry.py chooses a store by the URI's scheme)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from airflow_valohai_reuse.contracts import ArtifactStore
 from airflow_valohai_reuse.errors import StoreError
-
-
-class ArtifactStore(Protocol):
-    scheme: str
-
-    def put(self, local_path: Path, sha256: str, size: int) -> str:
-        """Keep the file (it may be moved away) and return its immutable URI."""
-        ...
-
-    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
-        """The artifact is there with this size (and, where the store can tell, this checksum)."""
-        ...
-
-    def get(self, uri: str, dst: Path) -> None:
-        """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
-        ...
-
-    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
-        """(URI, size) of every stored artifact last written more than ``older_than_s`` ago."""
-        ...
-
-    def delete(self, uri: str) -> None: ...
-
-    def owns(self, uri: str) -> bool:
-        """The URI names one of this store's (immutable) artifacts."""
-        ...
-
-    def flush(self) -> None:
-        """Make the store's own bookkeeping (checksums it learned) durable."""
-        ...
 
 
 def verify_all(store: ArtifactStore, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
