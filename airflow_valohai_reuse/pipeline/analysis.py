@@ -178,9 +178,10 @@ def _task_ids(pipeline: Pipeline, path: Path) -> dict[str, str]:
     return ids
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Analysis:
-    """What a pipeline turns into before any Airflow object is made."""
+    """What a pipeline turns into before any Airflow object is made (made with keywords: its parts
+    are many, and several of one type)."""
 
     pipeline: Pipeline
     path: Path
@@ -248,20 +249,20 @@ def analyse(
     task_notes = [n for name, s in sweeps.items() for n in sweep_notes(name, s, incoming[name]["parameter"])]
     notes = deployment_notes(pipeline, task_ids, steps, ordered) + commit_notes(refs) + task_notes + notes
     return Analysis(
-        pipeline,
-        path,
-        repo,
-        task_ids,
-        nodes,
-        steps,
-        incoming,
-        deps,
-        params,
-        targets,
-        sweeps,
-        project,
-        notes,
-        refs,
-        blueprints,
-        actions,
+        pipeline=pipeline,
+        path=path,
+        repo=repo,
+        task_ids=task_ids,
+        nodes=nodes,
+        steps=steps,
+        incoming=incoming,
+        deps=deps,
+        params=params,
+        targets=targets,
+        sweeps=sweeps,
+        project=project,
+        notes=notes,
+        commits=refs,
+        blueprints=blueprints,
+        actions=actions,
     )
