@@ -3,6 +3,8 @@ the run's final state after a failing container, as on Valohai."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,8 +14,8 @@ from valohai_yaml.objs.task import TaskOnChildError
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.contracts import STATUS_TASK
-from airflow_valohai_reuse.operators.runcontrol import stop_reason, task_states, verdict
 from airflow_valohai_reuse.pipeline.failures import NodeRules, Regime, RunRules
+from airflow_valohai_reuse.pipeline.runverdict import stop_reason, task_states, verdict
 
 ONERROR = Path(__file__).resolve().parent / "pipelines" / "onerror"
 
@@ -121,6 +123,16 @@ def _run(project, name, docker_client):
 
 
 @pytest.mark.slow
+def test_the_verdicts_need_no_airflow():
+    """Which task may start and how a run ends are decided from states alone: importing the verdicts
+    loads no Airflow module."""
+    code = (
+        "import sys; import airflow_valohai_reuse.pipeline.runverdict; "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'airflow'], 'airflow imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_stop_all_fails_the_run_and_skips_the_parallel_branch(project, docker_client):
     done = _run(project, "stop-all", docker_client)
     states = done.task_states
