@@ -71,6 +71,44 @@ def _ti(airflow, run_id: str, task_id: str) -> dict:
     return airflow.api(f"dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")
 
 
+def _tall_shot(browser, name: str, frame: str, element_id: str, *, top: bool = False) -> None:
+    """A shot with a taller window, the plugin's frame scrolled so that ``element_id`` shows (at the
+    top of the frame, or at its bottom)."""
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1280, "height": 1150, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        browser.frame(frame, "")
+        browser.driver.execute_script(
+            "document.getElementById(arguments[0]).scrollIntoView(arguments[1])", element_id, top
+        )
+        time.sleep(0.3)
+        browser.shot(name)
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _grid_closeup(browser, name: str) -> None:
+    """The Grid's task names, run bars and cells, three times the pixels: the note marks are a few
+    pixels in the corner of each cell."""
+    import base64
+
+    rect = browser.driver.execute_script(
+        """
+        const names = [...document.querySelectorAll("body *")].filter((e) =>
+          e.children.length === 0 && ["preprocess", "evaluate"].includes(e.textContent.trim())
+          && e.getBoundingClientRect().left < 400);
+        const first = names[0].getBoundingClientRect();
+        const last = names[names.length - 1].getBoundingClientRect();
+        return {x: first.left - 8, y: first.top - 130, bottom: last.bottom + 12};
+        """
+    )
+    clip = {"x": rect["x"], "y": rect["y"], "width": 250, "height": rect["bottom"] - rect["y"], "scale": 3}
+    png = browser.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "clip": clip})
+    (browser.screenshots / f"{name}.png").write_bytes(base64.b64decode(png["data"]))
+
+
 def _grid_notes(airflow, run_id: str) -> dict[str, bool]:
     """Task id → ``has_note``, as the Grid's own endpoint answers the UI."""
     code, body = status(f"{airflow.url}/ui/grid/ti_summaries/{DAG}?run_ids={quote(run_id)}", airflow.token)
@@ -105,6 +143,7 @@ def test_notes_mark_reuse_in_the_grid_and_the_reuse_tab_draws_the_pipeline(airfl
     browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     browser.shot("grid-with-notes")
     browser.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    _grid_closeup(browser, "grid-with-notes-closeup")
 
     browser.open(f"dags/{DAG}/runs/{quote(second, safe='')}/plugin/reuse")
     text = browser.frame("Reuse", "nodes reused")
@@ -183,12 +222,11 @@ def test_reuse_nodes_with_other_epochs_and_plan_triggers_its_conf(airflow, brows
     expected = {"reuse_from_run": {"run_id": first, "nodes": ["preprocess"]}, "epochs": 5}
     sent = json.loads(browser.driver.find_element(By.ID, "conf").text)
     assert sent == expected, shown
-    browser.driver.execute_script("document.getElementById('trigger').scrollIntoView(false)")
-    browser.shot("reuse-nodes-parameters")
+    _tall_shot(browser, "reuse-nodes-parameters", "Reuse nodes", "reuse-form", top=True)
     browser.frame("Reuse nodes", "Parameters of the new run")  # the shot left the frame
     browser.driver.find_element(By.ID, "trigger").click()
     new = browser.until("the new run's link", lambda: browser.driver.find_element(By.ID, "new-run")).text
-    browser.shot("reuse-nodes-triggered")
+    _tall_shot(browser, "reuse-nodes-triggered", "Reuse nodes", "result")
     run = _run(airflow, new)
     assert run["conf"] == expected
     assert airflow.finished(DAG, new) == "success"
@@ -211,7 +249,7 @@ def test_reuse_nodes_with_other_epochs_and_plan_triggers_its_conf(airflow, brows
     planned = browser.until(
         "the planned run's link", lambda: browser.driver.find_element(By.ID, "new-run")
     ).text
-    browser.shot("plan-triggered")
+    _tall_shot(browser, "plan-triggered", "Plan", "new-run")
     assert _run(airflow, planned)["conf"] == {"epochs": 5}
     assert airflow.finished(DAG, planned) == "success"
     assert _run(airflow, planned)["note"].startswith("3/3 reused, ")  # as planned
