@@ -43,6 +43,8 @@ class Settings:
     step_dags: bool = False
     lease_poll_seconds: float = 5.0
     cache_timeout_seconds: float = 10.0
+    #: plain node tasks start in the triggerer, which ends a reused one there (no worker)
+    decide_in_triggerer: bool = False
     airflow_home: Path = Path("~/airflow")
 
     @cached_property
@@ -169,5 +171,6 @@ def _read_settings() -> Settings:
         step_dags=_raw("step_dags").strip().lower() in ("1", "true", "yes"),
         lease_poll_seconds=_seconds("lease_poll_seconds"),
         cache_timeout_seconds=cache_timeout_seconds(),
+        decide_in_triggerer=_raw("decide_in_triggerer").strip().lower() in ("1", "true", "yes"),
         airflow_home=home,
     )

@@ -20,7 +20,7 @@ from valohai_yaml.objs import Pipeline, Step
 from airflow_valohai_reuse.contracts import XCOM_KEY
 from airflow_valohai_reuse.factory.control import add_approvals, add_status_task, node_kwargs
 from airflow_valohai_reuse.operators.reusable_docker import ReusableDockerOperator
-from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses
+from airflow_valohai_reuse.pipeline.analysis import Analysis, analyses, safe_id
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc
 from airflow_valohai_reuse.pipeline.failures import Regime, RunRules, run_rules
 from airflow_valohai_reuse.pipeline.masked import mask_variants
@@ -78,9 +78,12 @@ def build_dags(
     if refused:
         key = refused[0]
         raise TypeError(f"build_dags: operator_kwargs cannot set {key!r}: {NOT_TAKEN[key]}")
-    secrets = load_settings().secret_env_patterns
+    settings = load_settings()
+    secrets, in_triggerer = settings.secret_env_patterns, settings.decide_in_triggerer
     return {
-        dag_id: _build_dag(analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs, secrets)
+        dag_id: _build_dag(
+            analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs, secrets, in_triggerer
+        )
         for dag_id, analysis in analyses(path, repository, dag_id_prefix, only_dag_id)
     }
 
@@ -160,8 +163,30 @@ def _dag(a: Analysis, dag_id: str, schedule: Any, rules: RunRules, secrets: tupl
     )
 
 
+def _trigger_facts(a: Analysis, dag_id: str, rules: RunRules, name: str) -> dict[str, Any] | None:
+    """What the triggerer rebuilds node ``name`` from, for a node it may decide: a plain node whose
+    start needs no check of the run, with no actions or approvals, that no task node maps over; None
+    for any other (its worker decides, as without ``decide_in_triggerer``)."""
+    task_id = a.task_ids[name]
+    mapped = {a.task_ids[n] for n in a.sweeps}
+    if name in a.sweeps or a.actions.get(name) or rules.check_start:
+        return None
+    if any(source == task_id and target in mapped for source, target in a.deps):
+        return None
+    if any(s.spread_from is not None and s.spread_from.source_node == name for s in a.sweeps.values()):
+        return None
+    prefix = dag_id.removesuffix(safe_id(a.pipeline.name))
+    facts = {"path": str(a.path), "repository": str(a.repo), "prefix": prefix, "dag_id": dag_id}
+    return {**facts, "task_id": task_id, "node": name}
+
+
 def _build_dag(
-    a: Analysis, dag_id: str, schedule: Any, operator_kwargs: dict[str, Any], secrets: tuple[str, ...]
+    a: Analysis,
+    dag_id: str,
+    schedule: Any,
+    operator_kwargs: dict[str, Any],
+    secrets: tuple[str, ...],
+    in_triggerer: bool = False,
 ) -> DAG:
     spec = pipeline_spec(a)
     rules = run_rules(a)
@@ -186,6 +211,10 @@ def _build_dag(
             tasks[task_id] = _mapped(partial, variants, a.sweeps[name], task_id, tasks)
         else:
             tasks[task_id] = ReusableDockerOperator(**kwargs)
+            tls = any(operator_kwargs.get(k) for k in ("tls_ca_cert", "tls_client_cert", "tls_client_key"))
+            facts = _trigger_facts(a, dag_id, rules, name) if in_triggerer and not tls else None
+            if facts is not None:
+                tasks[task_id].decide_in_triggerer(facts)
     for source, target in sorted(a.deps):
         tasks[source] >> tasks[target]
     add_approvals(dag, a, rules, tasks)

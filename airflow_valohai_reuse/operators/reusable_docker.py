@@ -7,10 +7,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import open_cache
@@ -53,6 +54,7 @@ from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.registry import open_store
 from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger
+from airflow_valohai_reuse.triggers.reuse_decision import DECISION_SECONDS, NEXT_METHOD, trigger_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -228,6 +230,26 @@ class ReusableDockerOperator(DockerOperator):
             self.log.info("the identical execution ended without a result; deciding again")
         else:
             self.log.warning("waiting failed (%s); deciding again", event.get("error"))
+        return self.execute(context)
+
+    def decide_in_triggerer(self, facts: dict[str, Any]) -> None:
+        """Start this task in the triggerer, which ends it there when the node is reused and hands it
+        to a worker (:meth:`execute_after_decision`) otherwise; ``facts``: what the trigger rebuilds
+        the node from (triggers/reuse_decision.py)."""
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=trigger_path(),
+            trigger_kwargs={**facts, "docker_url": self.docker_url},
+            next_method=NEXT_METHOD,
+            next_kwargs=None,
+            timeout=timedelta(seconds=2 * DECISION_SECONDS),
+        )
+
+    def execute_after_decision(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The triggerer did not reuse the node: decide again here, and run it."""
+        self.log.info("decided on a worker: %s", (event or {}).get("why", "the triggerer gave no reason"))
         return self.execute(context)
 
     def _image_id(self) -> str:

@@ -1,0 +1,211 @@
+"""A node's reuse decision made in the triggerer (``[valohai_reuse] decide_in_triggerer``), so that a
+reused node takes no worker.
+
+A node task that starts here is decided as its worker would decide it: the node is rebuilt from its
+valohai.yaml, its upstreams are read from the run ledger, its fingerprint is resolved and
+:func:`~airflow_valohai_reuse.reuse.decide.decide` answers. A hit publishes the ledger row and the
+``valohai_execution`` XCom and ends the task here; anything else (a pin, reuse off, a miss, an
+identical execution running elsewhere, an upstream the ledger lacks, a folder, database or Docker
+daemon this process cannot reach, any error) hands the task to a worker, which decides again and runs
+it. Deciding takes no lease and writes only rows that a repeat writes the same way, so a triggerer
+that dies mid-decision and is replaced gives the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+
+from airflow_valohai_reuse.cache.failopen import NullCache, open_cache
+from airflow_valohai_reuse.contracts import XCOM_KEY, Entry, Kind, Published, TaskKey, Upstream
+from airflow_valohai_reuse.errors import first_line
+from airflow_valohai_reuse.pipeline.analysis import analyses
+from airflow_valohai_reuse.pipeline.options import (
+    REUSE_FROM_RUN,
+    REUSE_NODES,
+    reuse_on,
+    unknown_keys,
+    unknown_keys_warning,
+)
+from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
+from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
+from airflow_valohai_reuse.reuse.image import image_id
+from airflow_valohai_reuse.reuse.resolve import resolve
+from airflow_valohai_reuse.reuse.upstream import upstream_tasks
+from airflow_valohai_reuse.runtime.inputs import temporary_dir
+from airflow_valohai_reuse.settings import load_settings
+from airflow_valohai_reuse.stores.registry import open_store
+
+#: the operator method a worker runs when the decision is handed over
+NEXT_METHOD = "execute_after_decision"
+#: how long a decision may take here before the task goes to a worker (Airflow's own bound, the
+#: start's timeout, fails the task instead, so it is set longer)
+DECISION_SECONDS = 300.0
+
+
+class HandOver(Exception):
+    """Why the node goes to a worker, in words."""
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A hit, published to the ledger: the XCom to push and the log line to write."""
+
+    xcom: dict[str, Any]
+    line: str
+
+
+def trigger_path() -> str:
+    return f"{ReuseDecisionTrigger.__module__}.{ReuseDecisionTrigger.__qualname__}"
+
+
+def reuse_line(kind: Kind, execution: Any) -> str:
+    """The line the worker's publisher logs for a reused execution (operators/publishing.py)."""
+    saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
+    where = f"{execution.dag_id}/{execution.run_id}/{execution.task_id}"
+    return f"{kind.value.upper()} execution {execution.id} from {where} (time saved: {saved})"
+
+
+def refusal(params: Mapping[str, Any], try_number: int | None) -> str | None:
+    """Why the triggerer leaves a node to a worker before looking at anything: a pin (checked and
+    published by the worker) or a later try (whose worker drops the earlier try's ledger row)."""
+    if params.get(REUSE_NODES) or params.get(REUSE_FROM_RUN):
+        return "the run pins executions (reuse_nodes / reuse_from_run)"
+    if try_number not in (None, 1):
+        return f"try {try_number}: a retry is decided on a worker"
+    return None
+
+
+def ledger_upstream(
+    tasks: list[str], rows: Mapping[str, list[Published]] | None, mapped: set[str]
+) -> dict[str, Upstream]:
+    """Each upstream as the run ledger has it; one it lacks (or a task node's) hands over."""
+    if any(t in mapped for t in tasks):
+        raise HandOver("an upstream is a task node, whose variants the ledger does not count")
+    missing = [t for t in tasks if not (rows or {}).get(t)]
+    if missing:
+        raise HandOver(f"the run ledger has no row for upstream {', '.join(missing)}")
+    return {t: Upstream.of(rows[t][0]) for t in tasks}  # type: ignore[index]
+
+
+def _no_pull() -> Any:
+    raise HandOver("the step's image is not on the Docker daemon (a worker pulls it)")
+
+
+def decide_here(facts: Mapping[str, Any], context: Mapping[str, Any], logger: Any) -> Reused | str:
+    """The worker's decision, blocking (run in a thread): a published hit, or why a worker takes over."""
+    params = context["params"]
+    ti = context["ti"]
+    why = refusal(params, getattr(ti, "try_number", None))
+    if why:
+        return why
+    found = [a for _, a in analyses(facts["path"], facts["repository"], facts["prefix"], facts["dag_id"])]
+    if not found:
+        return f"DAG {facts['dag_id']} is no longer in {facts['path']}"
+    a = found[0]
+    node, spec = node_spec(a, facts["node"]), pipeline_spec(a)
+    if node.actions:
+        return "the node has actions"
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    unknown = unknown_keys(conf, spec.parameters)
+    if unknown:
+        logger.warning("%s", unknown_keys_warning(unknown, spec.parameters))
+    settings = load_settings()
+    cache = open_cache(settings.sql_alchemy_conn, logger)
+    if type(cache) is NullCache:  # the fail-open cache is one too, with a database behind it
+        return "the execution cache is unavailable here"
+    run_id = context["run_id"]
+    mapped = {n.task_id for n in spec.nodes.values() if n.mapped}
+    tasks = upstream_tasks(node)
+    rows = cache.published(facts["dag_id"], run_id, tasks) if tasks else {}
+    upstream = ledger_upstream(tasks, rows, mapped)
+    docker_url = facts.get("docker_url") or settings.docker_url
+    work = temporary_dir(settings.work_dir, f"{facts['dag_id']}.{facts['task_id']}.decide.")
+    try:
+        store = open_store(settings.artifact_store, settings.aws_conn_id, cache.blob_digests())
+        resolved = resolve(
+            node,
+            params=params,
+            variant={},
+            upstream=upstream,
+            inputs_dir=work / "inputs",  # as the worker's /valohai tree: made only to fetch
+            cache=cache,
+            settings=settings,
+            image_id=lambda: image_id(docker_url, node.step.image, _no_pull, logger),
+            logger=logger,
+        )
+        answer = decide(
+            resolved,
+            step=node.step.name,
+            reuse=reuse_on(params, spec.reuse_executions),
+            cache=cache,
+            store=store,
+            flight=None,
+            logger=logger,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if isinstance(answer, Wait):
+        return f"an identical execution is running in {answer.holder.describe()}"
+    if isinstance(answer, Miss):
+        return f"not reused: {answer.reason}"
+    assert isinstance(answer, Hit)
+    execution = answer.execution
+    run = resolved.details(settings.secret_env_patterns)
+    published = Published.of(execution, Kind.REUSED, node.node, run)
+    key = TaskKey(facts["dag_id"], run_id, facts["task_id"], -1)
+    try_number = getattr(ti, "try_number", None)
+    cache.publish(Entry(key, published, try_number, node.pipeline, saved_s=execution.duration_s))
+    return Reused(published.as_xcom(), reuse_line(Kind.REUSED, execution))
+
+
+class ReuseDecisionTrigger(BaseTrigger):
+    """Starts a node task: ends it reused, or hands it to a worker with a ``TriggerEvent`` saying why.
+
+    ``facts``: the node's valohai.yaml (``path``, ``repository``), the DAG id's ``prefix``, ``dag_id``,
+    ``task_id``, ``node`` name and the node's ``docker_url`` (None: the settings' or the default)."""
+
+    def __init__(self, **facts: Any) -> None:
+        super().__init__()
+        self.facts = facts
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return trigger_path(), dict(self.facts)
+
+    def _hand_over(self, why: str) -> TriggerEvent:
+        self.log.info("handing node %s to a worker: %s", self.facts.get("node"), why)
+        return TriggerEvent({"decided_in_triggerer": False, "why": why})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        try:
+            if ti is None or not hasattr(ti, "get_template_context"):
+                raise HandOver("no task context here (not started from the triggerer)")
+            context = await asyncio.to_thread(ti.get_template_context)
+            outcome = await asyncio.wait_for(
+                asyncio.to_thread(decide_here, self.facts, context, self.log), DECISION_SECONDS
+            )
+            if isinstance(outcome, str):
+                yield self._hand_over(outcome)
+                return
+            from airflow.sdk.execution_time.xcom import XCom
+
+            await XCom.aset(
+                XCOM_KEY, outcome.xcom, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=-1
+            )
+        except HandOver as exc:
+            yield self._hand_over(str(exc))
+            return
+        except TimeoutError:
+            yield self._hand_over(f"the decision took longer than {DECISION_SECONDS:.0f} s")
+            return
+        except Exception as exc:  # any failure here is the worker's to decide again
+            yield self._hand_over(f"{type(exc).__name__}: {first_line(exc)}")
+            return
+        self.log.info("%s", outcome.line)
+        yield TaskSuccessEvent()
