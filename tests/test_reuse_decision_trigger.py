@@ -1,0 +1,104 @@
+"""decide_in_triggerer's pure parts: which node tasks start in the triggerer, what they carry there, and
+what the trigger refuses to decide (a pin, a retry, an upstream the run ledger lacks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_valohai_reuse.contracts import Kind, Published
+from airflow_valohai_reuse.factory.factory import build_dags
+from airflow_valohai_reuse.triggers.reuse_decision import (
+    NEXT_METHOD,
+    HandOver,
+    ReuseDecisionTrigger,
+    ledger_upstream,
+    refusal,
+    reuse_line,
+    trigger_path,
+)
+
+PIPELINES = Path(__file__).resolve().parent / "pipelines"
+
+
+def _published(task: str) -> Published:
+    return Published(f"exec-{task}", Kind.RAN, "fp", [], {"p": 1}, {}, {}, {"loss": 0.5}, "step", task)
+
+
+def _started_in_triggerer(dag) -> dict[str, bool]:
+    return {t.task_id: bool(getattr(t, "start_from_trigger", False)) for t in dag.tasks}
+
+
+def test_off_by_default_no_node_starts_in_the_triggerer():
+    dag = build_dags(PIPELINES / "basic" / "valohai.yaml")["basic"]
+    assert not any(_started_in_triggerer(dag).values())
+
+
+def test_on_plain_nodes_start_in_the_triggerer_with_json_facts(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
+    path = PIPELINES / "basic" / "valohai.yaml"
+    dag = build_dags(path, dag_id_prefix="vh_")["vh_basic"]
+    assert _started_in_triggerer(dag) == {"prepare": True, "fit": True, "report": True}
+    args = dag.get_task("fit").start_trigger_args
+    assert args.trigger_cls == trigger_path()
+    assert args.next_method == NEXT_METHOD and args.next_kwargs is None
+    assert args.timeout is not None and args.timeout.total_seconds() > 0
+    facts = args.trigger_kwargs
+    json.dumps(facts)  # stored in the serialized DAG and the trigger row
+    assert facts | {"docker_url": None} == {
+        "path": str(path.resolve()),
+        "repository": str(path.parent.resolve()),
+        "prefix": "vh_",
+        "dag_id": "vh_basic",
+        "task_id": "fit",
+        "node": "fit",
+        "docker_url": None,
+    }
+    trigger = ReuseDecisionTrigger(**facts)
+    assert trigger.serialize() == (trigger_path(), facts)
+
+
+def test_on_task_nodes_and_nodes_with_actions_keep_the_worker_path(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
+    sweep = build_dags(PIPELINES / "sweep" / "valohai.yaml")["sweep"]
+    mapped = {t.task_id for t in sweep.tasks if type(t).__name__ == "MappedOperator"}
+    assert mapped and not any(_started_in_triggerer(sweep)[t] for t in mapped)
+    assert _started_in_triggerer(sweep)["total"]  # a plain node of the same DAG does
+    seen = 0
+    for dag in build_dags(PIPELINES / "actions" / "valohai.yaml").values():
+        started = _started_in_triggerer(dag)
+        with_actions = {t.task_id for t in dag.tasks if getattr(getattr(t, "node", None), "actions", None)}
+        seen += len(with_actions)
+        assert not any(started[t] for t in with_actions), (dag.dag_id, started)
+    assert seen
+
+
+def test_pins_and_retries_are_left_to_a_worker():
+    assert refusal({}, 1) is None
+    assert refusal({"reuse_nodes": None, "reuse_from_run": ""}, None) is None
+    assert "pins" in refusal({"reuse_nodes": {"fit": "exec-1"}}, 1)
+    assert "pins" in refusal({"reuse_from_run": "manual__x"}, 1)
+    assert "try 2" in refusal({}, 2)
+
+
+def test_upstreams_come_from_the_run_ledger_only():
+    rows = {"prepare": [_published("prepare")]}
+    found = ledger_upstream(["prepare"], rows, set())
+    assert found["prepare"].metadata == {"loss": 0.5} and found["prepare"].parameters == {"p": 1}
+    assert ledger_upstream([], None, set()) == {}
+    with pytest.raises(HandOver, match="no row for upstream fit"):
+        ledger_upstream(["prepare", "fit"], rows, set())
+    with pytest.raises(HandOver, match="no row"):
+        ledger_upstream(["prepare"], None, set())  # the ledger could not be read
+    with pytest.raises(HandOver, match="task node"):
+        ledger_upstream(["prepare"], rows, {"prepare"})
+
+
+def test_the_reused_line_is_the_workers():
+    execution = SimpleNamespace(id="e1", dag_id="d", run_id="r", task_id="t", duration_s=1.5)
+    assert reuse_line(Kind.REUSED, execution) == "REUSED execution e1 from d/r/t (time saved: 1.5 s)"
+    execution.duration_s = None
+    assert reuse_line(Kind.REUSED, execution).endswith("(time saved: unknown)")
