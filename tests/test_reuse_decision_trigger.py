@@ -49,6 +49,7 @@ def test_on_plain_nodes_start_in_the_triggerer_with_json_facts(monkeypatch):
     facts = args.trigger_kwargs
     json.dumps(facts)  # stored in the serialized DAG and the trigger row
     assert facts | {"docker_url": None} == {
+        "decision_seconds": 300.0,
         "path": str(path.resolve()),
         "repository": str(path.parent.resolve()),
         "prefix": "vh_",
@@ -102,3 +103,10 @@ def test_the_reused_line_is_the_workers():
     assert reuse_line(Kind.REUSED, execution) == "REUSED execution e1 from d/r/t (time saved: 1.5 s)"
     execution.duration_s = None
     assert reuse_line(Kind.REUSED, execution).endswith("(time saved: unknown)")
+
+
+def test_a_step_time_limit_bounds_the_decision_well_inside_it(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
+    dag = build_dags(PIPELINES / "misc" / "valohai.yaml")["too-slow"]
+    args = dag.get_task("slow").start_trigger_args  # time-limit: 3s
+    assert args.trigger_kwargs["decision_seconds"] == 1.5

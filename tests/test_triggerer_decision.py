@@ -1,6 +1,6 @@
 """decide_in_triggerer on a real Airflow (scheduler, triggerer, dag-processor, API server): a node reused
 in a second run ends in the triggerer, never queued for an executor, with the XCom a worker would push;
-a node that must run is handed to a worker."""
+a node that must run, or that a run pins, is handed to a worker."""
 
 from __future__ import annotations
 
@@ -98,6 +98,17 @@ def test_a_reused_node_ends_in_the_triggerer_and_a_miss_goes_to_a_worker(tmp_pat
         assert isinstance(value, dict) and value["reused"] is False
         fit_logs = "\n".join(p.read_text() for p in worker_log(airflow, third, "fit"))
         assert "decided on a worker: not reused" in fit_logs
+        # a pin and reuse off: nothing is decided in the triggerer, the workers publish the pin and run
+        pin = {"reuse_executions": False, "reuse_from_run": {"run_id": first, "nodes": ["prepare"]}}
+        fourth, _ = run_once(airflow, pin)
+        pinned = task_instances(airflow, fourth)
+        assert all(pinned[n]["queued_when"] is not None for n in NODES), pinned
+        value = xcom(airflow, fourth, "prepare")
+        assert value["reused"] is True
+        assert value["reused_from"] == xcom(airflow, first, "prepare")["execution_id"]
+        assert xcom(airflow, fourth, "fit")["reused"] is False
+        said = "\n".join(p.read_text() for p in worker_log(airflow, fourth, "prepare"))
+        assert "decided on a worker: the run pins executions" in said
         print(f"second run (all reused in the triggerer): {wall:.1f} s")
     finally:
         airflow.stop()

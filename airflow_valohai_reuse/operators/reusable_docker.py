@@ -236,10 +236,14 @@ class ReusableDockerOperator(DockerOperator):
         """Start this task in the triggerer, which ends it there when the node is reused and hands it
         to a worker (:meth:`execute_after_decision`) otherwise; ``facts``: what the trigger rebuilds
         the node from (triggers/reuse_decision.py)."""
+        # Airflow fails a start that outlasts the task's execution_timeout: the trigger hands over well before
+        bound = DECISION_SECONDS
+        if self.execution_timeout is not None:
+            bound = min(bound, self.execution_timeout.total_seconds() / 2)
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=trigger_path(),
-            trigger_kwargs={**facts, "docker_url": self.docker_url},
+            trigger_kwargs={**facts, "docker_url": self.docker_url, "decision_seconds": bound},
             next_method=NEXT_METHOD,
             next_kwargs=None,
             timeout=timedelta(seconds=2 * DECISION_SECONDS),

@@ -168,7 +168,8 @@ class ReuseDecisionTrigger(BaseTrigger):
     """Starts a node task: ends it reused, or hands it to a worker with a ``TriggerEvent`` saying why.
 
     ``facts``: the node's valohai.yaml (``path``, ``repository``), the DAG id's ``prefix``, ``dag_id``,
-    ``task_id``, ``node`` name and the node's ``docker_url`` (None: the settings' or the default)."""
+    ``task_id``, ``node`` name, the node's ``docker_url`` (None: the settings' or the default) and
+    ``decision_seconds``, how long deciding may take before the task goes to a worker."""
 
     def __init__(self, **facts: Any) -> None:
         super().__init__()
@@ -176,6 +177,10 @@ class ReuseDecisionTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return trigger_path(), dict(self.facts)
+
+    @property
+    def _bound(self) -> float:
+        return float(self.facts.get("decision_seconds") or DECISION_SECONDS)
 
     def _hand_over(self, why: str) -> TriggerEvent:
         self.log.info("handing node %s to a worker: %s", self.facts.get("node"), why)
@@ -188,7 +193,7 @@ class ReuseDecisionTrigger(BaseTrigger):
                 raise HandOver("no task context here (not started from the triggerer)")
             context = await asyncio.to_thread(ti.get_template_context)
             outcome = await asyncio.wait_for(
-                asyncio.to_thread(decide_here, self.facts, context, self.log), DECISION_SECONDS
+                asyncio.to_thread(decide_here, self.facts, context, self.log), self._bound
             )
             if isinstance(outcome, str):
                 yield self._hand_over(outcome)
@@ -202,7 +207,7 @@ class ReuseDecisionTrigger(BaseTrigger):
             yield self._hand_over(str(exc))
             return
         except TimeoutError:
-            yield self._hand_over(f"the decision took longer than {DECISION_SECONDS:.0f} s")
+            yield self._hand_over(f"the decision took longer than {self._bound:g} s")
             return
         except Exception as exc:  # any failure here is the worker's to decide again
             yield self._hand_over(f"{type(exc).__name__}: {first_line(exc)}")
