@@ -1,5 +1,6 @@
 """What crosses a layer, defined once and importable without Airflow: the names the parts agree on,
-the words of their protocols (enums), and the records that travel between them.
+the words of their protocols (enums), the records that travel between them, and the protocols of
+the execution cache (by facet) and of the artifact stores.
 
 One name per concept from the container to the downstream input: an output's ``checksum`` is the
 sha256 the store verifies (or ``etag:…`` for an object-store input the store keeps no sha256 of).
