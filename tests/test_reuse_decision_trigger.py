@@ -3,11 +3,13 @@ what the trigger refuses to decide (a pin, a retry, an upstream the run ledger l
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from airflow_valohai_reuse.contracts import Kind, Published
 from airflow_valohai_reuse.factory.factory import build_dags
@@ -110,3 +112,52 @@ def test_a_step_time_limit_bounds_the_decision_well_inside_it(monkeypatch):
     dag = build_dags(PIPELINES / "misc" / "valohai.yaml")["too-slow"]
     args = dag.get_task("slow").start_trigger_args  # time-limit: 3s
     assert args.trigger_kwargs["decision_seconds"] == 1.5
+
+
+def _events(trigger: ReuseDecisionTrigger) -> list:
+    async def collect() -> list:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def _trigger(tmp_path: Path, params: dict, path: Path | None = None) -> ReuseDecisionTrigger:
+    facts = {"path": str(path or tmp_path / "gone" / "valohai.yaml"), "repository": str(tmp_path)}
+    trigger = ReuseDecisionTrigger(**facts, prefix="", dag_id="basic", task_id="fit", node="fit")
+    context = {"params": params, "ti": SimpleNamespace(try_number=1), "run_id": "manual__1"}
+    trigger.task_instance = SimpleNamespace(
+        task_id="fit", dag_id="basic", run_id="manual__1", get_template_context=lambda: context
+    )
+    return trigger
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({}, "cannot be read"),  # a triggerer that cannot see the valohai.yaml
+        ({"reuse_from_run": {"run_id": "manual__0", "nodes": ["fit"]}}, "pins"),
+    ],
+)
+def test_what_the_triggerer_cannot_decide_goes_to_a_worker_with_the_reason(tmp_path, params, why):
+    (event,) = _events(_trigger(tmp_path, params))
+    assert isinstance(event, TriggerEvent) and not isinstance(event, TaskSuccessEvent)
+    assert event.payload["decided_in_triggerer"] is False and why in event.payload["why"], event.payload
+
+
+def test_a_trigger_without_the_task_context_hands_over():
+    (event,) = _events(
+        ReuseDecisionTrigger(path="x", repository="x", prefix="", dag_id="d", task_id="t", node="t")
+    )
+    assert "no task context" in event.payload["why"]
+
+
+def test_a_triggerer_that_cannot_reach_the_docker_daemon_hands_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'cache.db'}")
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__WORK_DIR", str(tmp_path / "work"))
+    trigger = _trigger(tmp_path, {}, PIPELINES / "basic" / "valohai.yaml")
+    trigger.facts |= {"repository": str(PIPELINES / "basic"), "task_id": "prepare", "node": "prepare"}
+    trigger.facts["docker_url"] = "tcp://127.0.0.1:9"  # nothing listens there
+    (event,) = _events(trigger)
+    assert event.payload["decided_in_triggerer"] is False, event.payload
+    assert "ConnectionError" in event.payload["why"] or "Connection refused" in event.payload["why"], event
+    assert list((tmp_path / "work").iterdir()) == []  # the decision's scratch folder is gone
