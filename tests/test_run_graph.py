@@ -108,3 +108,13 @@ def test_a_refused_pin_is_kept_per_dag_and_run_and_replaced_by_a_later_try(tmp_p
         }
         assert refusals.read(conn, "stg", "r1") == {"train": "staging's own reason"}
         assert refusals.read(conn, "prod", "r2") == {}
+
+
+def test_a_box_writes_airflow_s_run_ids_short_enough_to_be_read_whole():
+    from airflow_valohai_reuse.plugins.display import runs_short
+
+    assert runs_short("from manual__2026-12-03T07:22:31.742793+00:00") == "from manual 12-03 07:22:31"
+    assert runs_short("from scheduled__2026-12-03T00:00:00+00:00") == "from scheduled 12-03 00:00"
+    assert runs_short("asset_triggered__2026-01-02T03:04:05+00:00") == "asset_triggered 01-02 03:04:05"
+    assert runs_short("from my-own-run-id") == "from my-own-run-id"  # one a caller chose: as it is
+    assert runs_short("step train") == "step train" and runs_short(None) == ""

@@ -120,6 +120,8 @@ def _grid_notes(airflow, run_id: str) -> dict[str, bool]:
 def test_notes_mark_reuse_in_the_grid_and_the_reuse_tab_draws_the_pipeline(airflow, browser, runs):
     from selenium.webdriver.common.by import By
 
+    from airflow_valohai_reuse.plugins.display import runs_short
+
     first, second = runs
     # the scheduler's listener wrote them when the run ended; none on the run where every node ran
     for task_id in NODES:
@@ -151,7 +153,7 @@ def test_notes_mark_reuse_in_the_grid_and_the_reuse_tab_draws_the_pipeline(airfl
     boxes = {g.get_attribute("data-node"): g.text for g in graph.find_elements(By.CSS_SELECTOR, "g.node")}
     assert list(boxes) == list(NODES)
     for node, words in boxes.items():
-        assert "reused" in words and f"from {first}"[:20] in words, (node, words)
+        assert "reused" in words and f"from {runs_short(first)}" in words, (node, words)
     assert len(graph.find_elements(By.CSS_SELECTOR, "path.edge")) == 2
     assert text.index("preprocess") < text.index("nodes reused")  # the graph above the table
     browser.shot("reuse-tab-graph")

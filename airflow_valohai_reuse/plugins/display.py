@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -65,6 +66,22 @@ def moment(when: datetime | None) -> str:
 
 def short(text: str | None, length: int = 12) -> str:
     return "" if not text else text[:length]
+
+
+#: a run id Airflow makes: its kind, then its logical date or start time
+_RUN_ID = re.compile(r"\b([a-z_]+?)__\d{4}-(\d\d-\d\dT\d\d:\d\d:\d\d)[.\d]*(\+00:00)?")
+
+
+def runs_short(text: str | None) -> str:
+    """``text`` with each run id Airflow makes written short (``manual__2026-12-03T07:22:31.742793+00:00``
+    as ``manual 12-03 07:22:31``, whole minutes without their seconds), for a graph's box, where the
+    full id would be cut off at its date."""
+
+    def words(m: re.Match[str]) -> str:
+        when = m.group(2).replace("T", " ")
+        return f"{m.group(1)} {when.removesuffix(':00')}"
+
+    return _RUN_ID.sub(words, text or "")
 
 
 def saved_cost(
@@ -226,4 +243,5 @@ FILTERS = {
     "money": money,
     "moment": moment,
     "short": short,
+    "runs_short": runs_short,
 }
