@@ -21,7 +21,7 @@ from airflow_valohai_reuse.pipeline.options import did_you_mean, refusal
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = Path(__file__).resolve().parent / "pipelines" / "basic" / "valohai.yaml"
 PATTERNS = ("*SECRET*", "*PASSWORD*", "*TOKEN*")
-SECRETS = ("env-s3cr3t-value", "param-s3cr3t-value")
+SECRETS = ("env-s3cr3t-value", "param-s3cr3t-value", "pipeline-s3cr3t-value")
 
 PIPELINE = """\
 - step:
@@ -49,6 +49,9 @@ PIPELINE = """\
       - name: rows
         target: fetch.parameter.rows
         default: 3
+      - name: api_password
+        target: fetch.parameter.db_password
+        default: pipeline-s3cr3t-value
     nodes:
       - name: fetch
         type: execution
@@ -251,7 +254,8 @@ def test_no_secret_reaches_the_rest_api_or_the_plugins_pages(airflow, client, ap
         "secrets", run_id, state=lambda: str(runs.get_dag_run("secrets", run_id).state.value)
     )
     assert state == "success"
-    seen: dict[str, str] = {"doc": client.DAGApi(api).get_dag_details("secrets").doc_md}
+    details = client.DAGApi(api).get_dag_details("secrets")
+    seen: dict[str, str] = {"doc": details.doc_md, "params": json.dumps(details.params)}
     instance = client.TaskInstanceApi(api).get_task_instance("secrets", run_id, "fetch")
     seen["rendered"] = json.dumps(instance.rendered_fields)
     xcom = client.XComApi(api).get_xcom_entry(
@@ -261,6 +265,12 @@ def test_no_secret_reaches_the_rest_api_or_the_plugins_pages(airflow, client, ap
     log = client.TaskInstanceApi(api).get_log("secrets", run_id, "fetch", 1, full_content=True)
     seen["log"] = str(log.content)
     seen["run"] = _plugin(api, f"/api/runs/secrets/{quote(run_id, safe='')}")
+    status, seen["reuse nodes"] = _page(api, f"/reuse-nodes?dag_id=secrets&run_id={quote(run_id, safe='')}")
+    assert (
+        status == 200
+        and "api_password" in seen["reuse nodes"]
+        and "a secret: not shown" in seen["reuse nodes"]
+    )
     execution_id = json.loads(seen["run"])["nodes"][0]["execution_id"]
     status, seen["page"] = _page(api, f"/executions/{execution_id[:8]}")  # the short id the pages show
     assert status == 200 and execution_id in seen["page"]

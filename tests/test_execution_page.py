@@ -134,6 +134,10 @@ def test_execution_page_shows_metadata_properties_previews_and_downloads(airflow
     assert body == b"model trained on 5 rows\n" and hashlib.sha256(body).hexdigest() == checksum
     nested = browser.driver.find_element(By.CSS_SELECTOR, 'a.download[title="download plots/curve.txt"]')
     assert _fetch_in_page(browser, nested.get_attribute("href"))[2] == b"1.0 0.5 0.33 0.25 0.2\n"
+    # the outputs, each with its download link, its properties and a preview
+    browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", anchor)
+    assert browser.shot("execution-download").stat().st_size > 10_000
+    browser.frame("Execution reuse", "Runs that reused it")  # the shot left the frame
     # nobody signed in gets nothing; an output the execution does not have is not found
     assert status(href)[0] == 401
     assert status(href.replace("model.txt", "model.txt.metadata.json"), token=airflow.token)[0] == 404

@@ -268,4 +268,6 @@ def test_run_view_of_a_failed_run_lists_the_nodes_without_a_result_with_their_st
     assert "No node of this task has published an execution (run failed)." in text
     assert "appear here as they finish" not in text  # the run is over: no node will appear
     assert "evaluate" not in text and "failed" in text.split("Without a result")[1]
+    browser.driver.switch_to.default_content()  # the UI around the frame loads its task instance last
+    browser.until("the task instance's header", lambda: "No Task Instance found" not in browser.text())
     browser.shot("task-view-failed")
