@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Leases
-from airflow_valohai_reuse.stores.base import ArtifactStore
+from airflow_valohai_reuse.contracts import ArtifactStore
 
 GC_BY = "valohai-reuse gc"
 

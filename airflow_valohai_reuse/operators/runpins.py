@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, NoReturn
 
-from airflow_valohai_reuse.cache.failopen import Cache
 from airflow_valohai_reuse.cache.refusals import keep_refusal
-from airflow_valohai_reuse.contracts import Execution
+from airflow_valohai_reuse.contracts import Cache, Execution
 from airflow_valohai_reuse.errors import ManualReuseError
 from airflow_valohai_reuse.pipeline.options import (
     REUSE_FROM_RUN,

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_valohai_reuse.contracts import ArtifactStore
 from airflow_valohai_reuse.settings import load_settings
-from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
+from airflow_valohai_reuse.stores.base import file_uri_path
 from airflow_valohai_reuse.stores.registry import open_store
 from airflow_valohai_reuse.stores.s3 import split
 

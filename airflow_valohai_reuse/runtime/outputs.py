@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_valohai_reuse.contracts import Output
+from airflow_valohai_reuse.contracts import ArtifactStore, Output
 from airflow_valohai_reuse.errors import OutputError
 from airflow_valohai_reuse.fingerprint.checksums import sha256_file
 from airflow_valohai_reuse.runtime.properties import is_properties_file, read_properties
-from airflow_valohai_reuse.stores.base import ArtifactStore
 
 log = logging.getLogger(__name__)
 

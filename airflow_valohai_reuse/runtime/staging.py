@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from airflow_valohai_reuse.contracts import ArtifactStore
 from airflow_valohai_reuse.errors import InputError
 from airflow_valohai_reuse.fingerprint.checksums import copy_and_hash, sha256_file
 from airflow_valohai_reuse.runtime.inputs import FileRef, safe_name
 from airflow_valohai_reuse.runtime.web import fetch_http
-from airflow_valohai_reuse.stores.base import ArtifactStore, file_uri_path
+from airflow_valohai_reuse.stores.base import file_uri_path
 from airflow_valohai_reuse.stores.s3 import download
 
 #: what must be unchanged for a placed file to still hold the bytes the container was given.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlparse
 
+from airflow_valohai_reuse.contracts import ArtifactStore
 from airflow_valohai_reuse.errors import StoreError
 from airflow_valohai_reuse.fingerprint.checksums import StatCache
-from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.local import LocalStore
 from airflow_valohai_reuse.stores.s3 import S3Store
 

@@ -1,96 +1,23 @@
-"""What crosses a layer, defined once and importable without Airflow: the names the parts agree on,
-the words of their protocols (enums), the records that travel between them, and the protocols of
-the execution cache (by facet) and of the artifact stores.
+"""The records that travel between the parts: an output, an execution, a published result, what a
+node reads of an upstream, the ledger's key and row, a lease's owner. Dicts only at the XCom, SQL and
+JSON edges (``as_xcom``/``from_xcom``, ``as_dict``/``from_dict``).
 
 One name per concept from the container to the downstream input: an output's ``checksum`` is the
 sha256 the store verifies (or ``etag:…`` for an object-store input the store keeps no sha256 of).
-Dicts appear only at the XCom, SQL and JSON edges (``as_xcom``/``from_xcom``, ``as_dict``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from airflow_valohai_reuse.errors import OutputError
 
-if TYPE_CHECKING:  # the cache's and the fingerprint's own types, named by the protocols below
-    from airflow_valohai_reuse.cache.lease import Held, Leases
-    from airflow_valohai_reuse.fingerprint.checksums import StatCache
 
-# -- names -----------------------------------------------------------------------------------------
-#: the XCom key every node task pushes its :class:`Published` result under
-XCOM_KEY = "valohai_execution"
-#: the XCom key a node action that stops the pipeline pushes under (node actions, runcontrol)
-STOP_KEY = "valohai_stop"
-#: the task id of the task that decides a pipeline run's state where on-error rules need one
-STATUS_TASK = "valohai_pipeline"
-#: the class name of the node operator, as Airflow's metadata database records task instances' operator
-OPERATOR_NAME = "ReusableDockerOperator"
-#: the Docker daemon where neither ``[valohai_reuse] docker_url`` nor DOCKER_HOST names one
-DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
-
-#: where the plugin's FastAPI app is mounted, and the UI route of its page in the navigation
-APP_PREFIX = "/valohai-reuse"
-NAV_ROUTE = "execution-reuse"
-
-#: the labels every node container carries: what gc and a lease takeover look for
-LABEL = "io.valohai-reuse"
-DAG_ID_LABEL = f"{LABEL}.dag-id"
-RUN_ID_LABEL = f"{LABEL}.run-id"
-TASK_ID_LABEL = f"{LABEL}.task-id"
-EXECUTION_ID_LABEL = f"{LABEL}.execution-id"
-FINGERPRINT_LABEL = f"{LABEL}.fingerprint"
-LEASE_HOLDER_LABEL = f"{LABEL}.lease-holder"
-
-
-def map_index_of(value: int | None) -> int:
-    """A task instance's map index as the ledger keys it: -1 for an unmapped task (None in places)."""
-    return -1 if value is None else value
-
-
-# -- the words of the protocols --------------------------------------------------------------------
-class ChangeKind(StrEnum):
-    """How one value of a fingerprint differs from the one it is compared with."""
-
-    ADDED = "added"
-    REMOVED = "removed"
-    CHANGED = "changed"
-
-
-class SourceKind(StrEnum):
-    """What an edge of valohai.yaml takes from its source node."""
-
-    OUTPUT = "output"
-    INPUT = "input"
-    PARAMETER = "parameter"
-    METADATA = "metadata"
-    ENVIRONMENT = "environment-variable"
-
-
-class PlanStatus(StrEnum):
-    """What ``plan`` predicts for a node."""
-
-    HIT = "hit"
-    MISS = "miss"
-    UNKNOWN = "unknown"  # it depends on what an upstream that runs will produce
-
-
-class WaitState(StrEnum):
-    """What a wait for an identical execution found (triggers/execution_done.py)."""
-
-    RUNNING = "running"
-    FINISHED = "finished"  # recorded: reuse it
-    FREE = "free"  # its lease ended without a result: decide again
-    ERROR = "error"  # the cache could not be read
-
-
-# -- records ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Output:
     """One file a node wrote under /valohai/outputs, as kept in the artifact store."""
@@ -377,81 +304,3 @@ class LeaseOwner:
 
 #: task id → what its instances published, by map index
 Ledger = dict[str, list[Published]]
-
-
-# -- the execution cache as a task sees it, by facet (cache/failopen.py) ----------------------------
-class ExecutionLookup(Protocol):
-    """Finding recorded executions."""
-
-    def lookup(self, fingerprint: str) -> Execution | None: ...
-    def resolve(self, given: str) -> str: ...
-    def get(self, execution_id: str) -> Execution | None: ...
-    def nearest(self, step: str) -> Execution | None: ...
-
-
-class Recorder(Protocol):
-    """Recording executions and the run ledger's rows."""
-
-    def record(self, execution: Execution, entry: Entry | None = None) -> bool: ...
-    def publish(self, entry: Entry) -> None: ...
-    def forget(self, key: TaskKey) -> None: ...
-
-
-class LedgerReader(Protocol):
-    """Reading what the task instances of a run published."""
-
-    def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None: ...
-    def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None: ...
-
-
-class LeaseSource(Protocol):
-    """The single-flight leases."""
-
-    def running(self, fingerprint: str) -> Held | None: ...
-    def leases(self, seconds: float) -> Leases | None: ...
-
-
-class StatSource(Protocol):
-    """The checksums kept of files, so that an unchanged file is not read again."""
-
-    def project_stats(self, folder: str) -> StatCache: ...
-    def blob_digests(self) -> StatCache: ...
-
-
-class Cache(ExecutionLookup, Recorder, LedgerReader, LeaseSource, StatSource, Protocol):
-    """What a node task asks of the execution cache."""
-
-    url: str
-
-
-# -- the artifact store (stores/) -----------------------------------------------------------------
-class ArtifactStore(Protocol):
-    """An artifact store: content-addressed, immutable (stores/, chosen by the URI's scheme)."""
-
-    scheme: str
-
-    def put(self, local_path: Path, sha256: str, size: int) -> str:
-        """Keep the file (it may be moved away) and return its immutable URI."""
-        ...
-
-    def exists(self, uri: str, size: int, sha256: str | None = None) -> bool:
-        """The artifact is there with this size (and, where the store can tell, this checksum)."""
-        ...
-
-    def get(self, uri: str, dst: Path) -> None:
-        """Materialise the artifact at ``dst`` (a hard link where the filesystem allows)."""
-        ...
-
-    def blobs(self, older_than_s: float) -> Iterator[tuple[str, int]]:
-        """(URI, size) of every stored artifact last written more than ``older_than_s`` ago."""
-        ...
-
-    def delete(self, uri: str) -> None: ...
-
-    def owns(self, uri: str) -> bool:
-        """The URI names one of this store's (immutable) artifacts."""
-        ...
-
-    def flush(self) -> None:
-        """Make the store's own bookkeeping (checksums it learned) durable."""
-        ...

@@ -1,0 +1,86 @@
+"""What crosses a layer, defined once and importable without Airflow: the names the parts agree on
+(names.py), the words of their protocols (words.py), the records that travel between them
+(records.py), and what they ask of the cache and the artifact store (protocols.py)."""
+
+from __future__ import annotations
+
+from airflow_valohai_reuse.contracts.names import (
+    APP_PREFIX,
+    DAG_ID_LABEL,
+    DEFAULT_DOCKER_URL,
+    EXECUTION_ID_LABEL,
+    FINGERPRINT_LABEL,
+    LABEL,
+    LEASE_HOLDER_LABEL,
+    NAV_ROUTE,
+    OPERATOR_NAME,
+    RUN_ID_LABEL,
+    STATUS_TASK,
+    STOP_KEY,
+    TASK_ID_LABEL,
+    XCOM_KEY,
+    map_index_of,
+)
+from airflow_valohai_reuse.contracts.protocols import (
+    ArtifactStore,
+    Cache,
+    ExecutionLookup,
+    LeaseSource,
+    LedgerReader,
+    Recorder,
+    StatSource,
+)
+from airflow_valohai_reuse.contracts.records import (
+    REUSED_KINDS,
+    Entry,
+    Execution,
+    Kind,
+    LeaseOwner,
+    Ledger,
+    Output,
+    Published,
+    RunNode,
+    TaskKey,
+    Upstream,
+)
+from airflow_valohai_reuse.contracts.words import ChangeKind, PlanStatus, SourceKind, WaitState
+
+__all__ = [
+    "APP_PREFIX",
+    "DAG_ID_LABEL",
+    "DEFAULT_DOCKER_URL",
+    "EXECUTION_ID_LABEL",
+    "FINGERPRINT_LABEL",
+    "LABEL",
+    "LEASE_HOLDER_LABEL",
+    "NAV_ROUTE",
+    "OPERATOR_NAME",
+    "REUSED_KINDS",
+    "RUN_ID_LABEL",
+    "STATUS_TASK",
+    "STOP_KEY",
+    "TASK_ID_LABEL",
+    "XCOM_KEY",
+    "ArtifactStore",
+    "Cache",
+    "ChangeKind",
+    "Entry",
+    "Execution",
+    "ExecutionLookup",
+    "Kind",
+    "LeaseOwner",
+    "LeaseSource",
+    "Ledger",
+    "LedgerReader",
+    "Output",
+    "PlanStatus",
+    "Published",
+    "Recorder",
+    "RunNode",
+    "SourceKind",
+    "StatSource",
+    "TaskKey",
+    "Upstream",
+    "WaitState",
+    "map_index_of",
+]
