@@ -4,10 +4,12 @@ a node that must run, or that a run pins, is handed to a worker."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from local_airflow import LocalAirflow
@@ -89,6 +91,12 @@ def test_a_reused_node_ends_in_the_triggerer_and_a_miss_goes_to_a_worker(tmp_pat
             assert logs and all(".trigger." in p.name for p in logs), logs  # the triggerer's log only
             said = "\n".join(p.read_text() for p in logs)
             assert f"REUSED execution {earlier['execution_id']}" in said and "time saved" in said
+            shown = json.dumps(
+                airflow.api(f"dags/{DAG}/dagRuns/{quote(second, safe='')}/taskInstances/{node}/logs/1")
+            )
+            assert f"REUSED execution {earlier['execution_id']}" in shown  # the task's log in the UI shows it
+        # the run's note, written by the DAG-run listener from the run ledger, counts the reused nodes
+        assert airflow.api(f"dags/{DAG}/dagRuns/{quote(second, safe='')}")["note"].startswith("3/3 reused")
         # a changed parameter: prepare is reused in the triggerer, fit and report are handed to a worker
         third, _ = run_once(airflow, {"epochs": 7})
         mixed = task_instances(airflow, third)
