@@ -3,10 +3,11 @@ parameters, overrides, variants, deployment nodes left out) and what the DAG's d
 
 from __future__ import annotations
 
-from corpus import incoming, own
+from corpus import OWN, incoming, own, spec
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.contracts import STATUS_TASK
+from airflow_valohai_reuse.pipeline.analysis import analyses
 
 
 def test_both_edge_forms_globs_and_every_edge_kind():
@@ -113,7 +114,7 @@ def test_task_blueprints_become_one_mapped_instance_per_variant():
         ("inputs", "manual", "output", "model-*", "models"),
     }
     assert choose.pipeline.nodes["grid"].mapped and not choose.pipeline.nodes["choose"].mapped
-    assert "task node 'grid': 18 variant(s)" in dag.doc_md
+    assert len(dag.get_task("grid").expand_input.value["variant"]) == 18
     tuned = dags["losses_by_pipeline_parameter"].get_task("tuned").expand_input.value["variant"]
     assert tuned == [{"estimators": n, "loss": loss} for n in (4, 16, 64) for loss in ("squared", "huber")]
     assert all(type(v["estimators"]) is int for v in tuned)
@@ -127,7 +128,10 @@ def test_list_metadata_spreads_into_one_variant_per_item():
     assert task.upstream_task_ids == {"regions", "score__variants"}
     assert incoming(task) == {("variants", "regions", "metadata", "regions", "region")}
     assert dag.get_task("summary").upstream_task_ids == {"score"}
-    assert "one variant per item of regions's metadata 'regions', as parameter 'region'" in dag.doc_md
+    # no fixed variants: one per item of regions's metadata 'regions', as parameter 'region'
+    spread = dict(analyses(OWN / "05_spread.yaml", None, "", None))["score_every_region"].sweeps["score"]
+    assert spread.variants == [] and spread.spread_from == spec(task).variants_from
+    assert (spread.spread_from.source_node, spread.spread_from.target_key) == ("regions", "region")
 
     fixed = dags["fixed_thresholds"]
     # a task node's variants run side by side: a fail-fast DAG, whose result task decides the run
@@ -136,7 +140,7 @@ def test_list_metadata_spreads_into_one_variant_per_item():
     score = fixed.get_task("score")
     assert score.expand_input.value["variant"] == [{"threshold": 0.3}, {"threshold": 0.6}]
     assert incoming(score) == {("parameters", "regions", "metadata", "regions", "region")}
-    assert "fixed variants, so a list value is not spread" in fixed.doc_md
+    assert spec(score).variants_from is None  # fixed variants: the list value is not spread
 
 
 def test_deployment_nodes_are_left_out_but_the_order_through_them_is_kept():
@@ -146,19 +150,13 @@ def test_deployment_nodes_are_left_out_but_the_order_through_them_is_kept():
     # Train classifier → deploy → announce: announce still runs after the training, as on Valohai
     assert dag.get_task("announce").upstream_task_ids == {"Train_classifier"}
     assert incoming(dag.get_task("announce")) == set()
-    assert "deployment node 'deploy' left out" in dag.doc_md
-    assert "'announce' runs after 'Train classifier'" in dag.doc_md
-    for edge in (
-        "Train classifier.output.model.onnx → deploy.file.classify.model",
-        "deploy.deployment.id → announce.parameter.deployment-id",
-        "deploy.deployment.version_id → announce.parameter.version",
-    ):
-        assert f"edge {edge} left out" in dag.doc_md
-    # what the deployment would have provided, and what the parameter gets instead
-    assert (
-        "would provide its deployment id as announce's parameter 'deployment-id'; here that parameter "
-        "keeps its step default ('none')" in dag.doc_md
-    )
+    analysis = dict(analyses(OWN / "06_deployment.yaml", None, "", None))["train_and_deploy"]
+    assert analysis.deps == {("Train_classifier", "announce")}
+    # the edges into and out of the deployment are left out: no task receives them (incoming above)
+    assert dag.get_task("Train_classifier").downstream_task_ids == {"announce"}
+    # what the deployment would have provided: the parameters keep their step defaults
+    parameters = dag.get_task("announce").node.step.parameters
+    assert (parameters["deployment-id"].default, parameters["version"].default) == ("none", "none")
     assert {t.task_id for t in dags["deploy_only"].tasks} == {"Train_classifier"}
 
 
@@ -184,4 +182,5 @@ def test_order_is_kept_through_a_chain_of_deployment_nodes(tmp_path):
     assert dag.get_task("b").upstream_task_ids == {"a"}
     assert dag.get_task("c").upstream_task_ids == {"a"}
     assert dag.get_task("a").upstream_task_ids == set()
-    assert "b's parameter 'v'; here that parameter keeps its step default (unset)" in dag.doc_md
+    assert incoming(dag.get_task("b")) == set()
+    assert dag.get_task("b").node.step.parameters["v"].default is None  # it keeps its unset step default
