@@ -25,6 +25,16 @@ TASK_ID_LABEL = f"{LABEL}.task-id"
 EXECUTION_ID_LABEL = f"{LABEL}.execution-id"
 FINGERPRINT_LABEL = f"{LABEL}.fingerprint"
 LEASE_HOLDER_LABEL = f"{LABEL}.lease-holder"
+#: all of them, in the order a container's labels are built from (dag id, run id, task id, execution id,
+#: fingerprint, lease holder); the first three name the task instance a container runs for
+NODE_LABELS = (
+    DAG_ID_LABEL,
+    RUN_ID_LABEL,
+    TASK_ID_LABEL,
+    EXECUTION_ID_LABEL,
+    FINGERPRINT_LABEL,
+    LEASE_HOLDER_LABEL,
+)
 
 
 def map_index_of(value: int | None) -> int:

@@ -6,16 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_valohai_reuse.contracts import (
-    DAG_ID_LABEL,
-    EXECUTION_ID_LABEL,
-    FINGERPRINT_LABEL,
-    LEASE_HOLDER_LABEL,
-    RUN_ID_LABEL,
-    TASK_ID_LABEL,
-    Execution,
-    Output,
-)
+from airflow_valohai_reuse.contracts import NODE_LABELS, Execution, Output
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.stepdef import is_secret
 from airflow_valohai_reuse.reuse.resolve import Resolved
@@ -23,14 +14,7 @@ from airflow_valohai_reuse.reuse.resolve import Resolved
 
 def labels(dag_id: str, run_id: str, task_id: str, execution_id: str, fingerprint: str, holder: str) -> dict:
     """Who a container belongs to: what gc and a lease takeover look for (orphans.py)."""
-    return {
-        DAG_ID_LABEL: dag_id,
-        RUN_ID_LABEL: run_id,
-        TASK_ID_LABEL: task_id,
-        EXECUTION_ID_LABEL: execution_id,
-        FINGERPRINT_LABEL: fingerprint,
-        LEASE_HOLDER_LABEL: holder,
-    }
+    return dict(zip(NODE_LABELS, (dag_id, run_id, task_id, execution_id, fingerprint, holder), strict=True))
 
 
 def split_secrets(variables: Mapping[str, str], patterns: tuple[str, ...]) -> tuple[dict, dict]:

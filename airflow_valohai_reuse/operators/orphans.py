@@ -27,12 +27,10 @@ from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
 from airflow_valohai_reuse.contracts import (
-    DAG_ID_LABEL,
     EXECUTION_ID_LABEL,
     FINGERPRINT_LABEL,
     LEASE_HOLDER_LABEL,
-    RUN_ID_LABEL,
-    TASK_ID_LABEL,
+    NODE_LABELS,
 )
 from airflow_valohai_reuse.reuse.image import PIN_REPOSITORY, pin_of, unpin
 from airflow_valohai_reuse.runtime.commitcode import COMMITS_DIR
@@ -253,5 +251,5 @@ def _name(container: dict[str, Any]) -> str:
 
 def _describe(container: dict[str, Any]) -> str:
     labels = container.get("Labels") or {}
-    node = "/".join(labels.get(key, "?") for key in (DAG_ID_LABEL, RUN_ID_LABEL, TASK_ID_LABEL))
+    node = "/".join(labels.get(key, "?") for key in NODE_LABELS[:3])
     return f"{container['Id'][:12]}  {_name(container)}  {container['State']}  {node}"
