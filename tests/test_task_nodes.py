@@ -10,6 +10,7 @@ from valohai_yaml.objs.variant_parameter import VariantParameter
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.analysis import analyses
 from airflow_valohai_reuse.pipeline.variants import VariantError, axis_values, grid, merge_executions
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,8 @@ def test_list_default_of_pipeline_parameter_sweeps_on_top_of_the_blueprint(proje
         {"n": 3, "label": "a"},
         {"n": 3, "label": "b"},
     ]
-    assert "task node 'squares': 6 variant(s)" in dag.doc_md
+    sweep = dict(analyses(project / "valohai.yaml", None, "", None))["listed"].sweeps["squares"]
+    assert len(sweep.variants) == 6 and sweep.variants == _variants(dag, "squares")
 
 
 @pytest.mark.parametrize(
