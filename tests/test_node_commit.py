@@ -11,6 +11,7 @@ import pytest
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.errors import PipelineFileError
+from airflow_valohai_reuse.pipeline.analysis import analyses
 
 STEP = """\
 - step:
@@ -77,7 +78,9 @@ def test_a_node_takes_its_step_from_its_commit(project):
     assert old.commit.prefix == "project/"
     assert old.commit.commit == _git(project, "rev-parse", "HEAD~1")
     assert old.commit.tree == _git(project, "rev-parse", "HEAD~1:project")
-    assert "node 'old' runs its step as defined at commit" in dag.doc_md
+    analysis = dict(analyses(project / "valohai.yaml", None, "", None))["commits"]
+    assert set(analysis.commits) == {"old", "same"}  # the nodes that name a commit
+    assert analysis.commits["old"].commit == old.commit.commit
 
 
 @pytest.mark.slow
