@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from corpus import incoming
 
 from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache.executions import ExecutionCache
-from airflow_valohai_reuse.contracts import Entry, Execution, Kind, Output, Published, TaskKey
+from airflow_valohai_reuse.contracts import STATUS_TASK, Entry, Execution, Kind, Output, Published, TaskKey
 from airflow_valohai_reuse.errors import ManualReuseError, ValohaiReuseError
 from airflow_valohai_reuse.pipeline.analysis import analyses
 from airflow_valohai_reuse.pipeline.describe import pipeline_doc, yaml_part
@@ -241,11 +242,14 @@ def test_plan_refuses_what_the_trigger_refuses(tmp_path, monkeypatch):
 
 def test_dag_doc_shows_the_pipeline_as_written():
     dag = build_dags(NIGHTLY)["nightly-training"]
-    doc = dag.doc_md
-    assert "| preprocess | `preprocess` | execution | preprocess |" in doc
-    assert "- `preprocess.output.clean.csv` → `train.input.dataset`" in doc
-    assert "failure handling: a failing node blocks the nodes after it and fails the run" in doc
-    part = doc.split("```yaml\n", 1)[1].split("\n```", 1)[0]
+    # what the documentation's node table and edge list show: node preprocess runs its step, an edge
+    # gives train its input
+    assert dag.get_task("preprocess").node.step.name == "preprocess"
+    assert ("inputs", "preprocess", "output", "clean.csv", "dataset") in incoming(dag.get_task("train"))
+    # failure handling: a failing node blocks the nodes after it and fails the run
+    assert not dag.fail_fast and STATUS_TASK not in dag.task_ids
+    assert {t.trigger_rule for t in dag.tasks} == {"all_success"}
+    part = dag.doc_md.split("```yaml\n", 1)[1].split("\n```", 1)[0]
     text = NIGHTLY.read_text()
     assert part == text.rstrip()  # this file is exactly one pipeline and its steps
     assert "# Example pipeline" in part
