@@ -17,6 +17,7 @@ from airflow_valohai_reuse import build_dags
 from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Leases
 from airflow_valohai_reuse.cache.schema import SCHEMA_VERSION
+from airflow_valohai_reuse.contracts import LeaseOwner
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,7 @@ def test_ls_invalidate_and_gc(reuse_env, project, docker_client):
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"nobody refers to me")
     leases = Leases(ExecutionCache(f"sqlite:///{reuse_env / 'cache.db'}").engine, seconds=-1)
-    leases.acquire("d" * 64, "dead-worker", {"task_id": "fit"})  # already expired: its worker died
+    leases.acquire("d" * 64, "dead-worker", LeaseOwner(task_id="fit"))  # already expired: its worker died
     dry = _cli("gc", "--dry-run", "--min-age", "0")
     assert "would invalidate 1 execution(s)" in dry.stdout and "would delete 1 unreferenced" in dry.stdout
     assert stray.exists()
