@@ -7,11 +7,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.triggers.base import StartTriggerArgs
 
 from airflow_valohai_reuse.background import in_background
 from airflow_valohai_reuse.cache.failopen import open_cache
@@ -24,7 +23,6 @@ from airflow_valohai_reuse.contracts import (
     LeaseOwner,
     Published,
     TaskKey,
-    WaitState,
     map_index_of,
 )
 from airflow_valohai_reuse.errors import ManualReuseError, OutputError
@@ -32,6 +30,7 @@ from airflow_valohai_reuse.fingerprint.codesnap import stage_code
 from airflow_valohai_reuse.fingerprint.scopehint import failure_hint
 from airflow_valohai_reuse.internals import add_private_environment
 from airflow_valohai_reuse.operators import container
+from airflow_valohai_reuse.operators.handoffs import NodeHandoffs
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.operators.orphans import stop_orphans
 from airflow_valohai_reuse.operators.publishing import Publisher
@@ -53,8 +52,6 @@ from airflow_valohai_reuse.runtime.worktree import WorkTree, container_environme
 from airflow_valohai_reuse.settings import Settings, load_settings
 from airflow_valohai_reuse.stores.base import ArtifactStore
 from airflow_valohai_reuse.stores.registry import open_store
-from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger
-from airflow_valohai_reuse.triggers.reuse_decision import DECISION_SECONDS, NEXT_METHOD, trigger_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -77,7 +74,7 @@ class _Job:
     refused: ManualReuseError | None = None
 
 
-class ReusableDockerOperator(DockerOperator):
+class ReusableDockerOperator(NodeHandoffs, DockerOperator):
     """Runs one valohai.yaml pipeline node in Docker, or reuses the outputs of an identical past run.
 
     With reuse off (and no pin) it behaves as a DockerOperator with the Valohai runtime contract,
@@ -207,54 +204,6 @@ class ReusableDockerOperator(DockerOperator):
                 # the dead holder's container may still run here: stop it before ours starts
                 stop_orphans(self.cli, flight.fingerprint, flight.taken_over, self.log)
             return self._run_and_record(job, flight.lease_holder, found.reason)
-
-    def _wait(self, found: Wait, resolved: Resolved, settings: Settings) -> None:
-        self.log.info(
-            "an identical execution is running in %s; waiting for it (lease until %s)",
-            found.holder.describe(),
-            f"{found.holder.expires_at:%H:%M:%S}Z",
-        )
-        self.defer(
-            trigger=ExecutionDoneTrigger(resolved.fingerprint.digest, settings.lease_poll_seconds),
-            method_name="resume_after_wait",
-        )
-
-    def resume_after_wait(
-        self, context: Context, event: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """Back from waiting on an identical execution: decide again, now likely a hit."""
-        event = event or {}
-        if event.get("state") == WaitState.FINISHED:
-            self.log.info("the identical execution %s finished; looking it up", event.get("execution"))
-        elif event.get("state") == WaitState.FREE:
-            self.log.info("the identical execution ended without a result; deciding again")
-        else:
-            self.log.warning("waiting failed (%s); deciding again", event.get("error"))
-        return self.execute(context)
-
-    def decide_in_triggerer(self, facts: dict[str, Any]) -> None:
-        """Start this task in the triggerer, which ends it there when the node is reused and hands it
-        to a worker (:meth:`execute_after_decision`) otherwise; ``facts``: what the trigger rebuilds
-        the node from (triggers/reuse_decision.py)."""
-        # Airflow fails a start that outlasts the task's execution_timeout: the trigger hands over well before
-        bound = DECISION_SECONDS
-        if self.execution_timeout is not None:
-            bound = min(bound, self.execution_timeout.total_seconds() / 2)
-        self.start_from_trigger = True
-        self.start_trigger_args = StartTriggerArgs(
-            trigger_cls=trigger_path(),
-            trigger_kwargs={**facts, "docker_url": self.docker_url, "decision_seconds": bound},
-            next_method=NEXT_METHOD,
-            next_kwargs=None,
-            timeout=timedelta(seconds=2 * DECISION_SECONDS),
-        )
-
-    def execute_after_decision(
-        self, context: Context, event: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """The triggerer did not reuse the node: decide again here, and run it."""
-        self.log.info("decided on a worker: %s", (event or {}).get("why", "the triggerer gave no reason"))
-        return self.execute(context)
 
     def _image_id(self) -> str:
         if self.tls_ca_cert or self.tls_client_cert or self.tls_client_key:  # the hook knows TLS
