@@ -1,9 +1,11 @@
 """What crosses a layer, defined once and importable without Airflow: the names the parts agree on
 (names.py), the words of their protocols (words.py), the records that travel between them
-(records.py), and what they ask of the cache and the artifact store (protocols.py)."""
+(records.py; the run ledger's and the leases' in ledger.py), and what they ask of the cache and the
+artifact store (protocols.py)."""
 
 from __future__ import annotations
 
+from airflow_valohai_reuse.contracts.ledger import Entry, LeaseOwner, Ledger, RunNode, TaskKey
 from airflow_valohai_reuse.contracts.names import (
     APP_PREFIX,
     DAG_ID_LABEL,
@@ -33,15 +35,10 @@ from airflow_valohai_reuse.contracts.protocols import (
 )
 from airflow_valohai_reuse.contracts.records import (
     REUSED_KINDS,
-    Entry,
     Execution,
     Kind,
-    LeaseOwner,
-    Ledger,
     Output,
     Published,
-    RunNode,
-    TaskKey,
     Upstream,
 )
 from airflow_valohai_reuse.contracts.words import ChangeKind, PlanStatus, SourceKind, WaitState

@@ -1,5 +1,5 @@
 """The records that travel between the parts: an output, an execution, a published result, what a
-node reads of an upstream, the ledger's key and row, a lease's owner. Dicts only at the XCom, SQL and
+node reads of an upstream (the run ledger's and the leases' are in ledger.py). Dicts only at the XCom, SQL and
 JSON edges (``as_xcom``/``from_xcom``, ``as_dict``/``from_dict``).
 
 One name per concept from the container to the downstream input: an output's ``checksum`` is the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -230,77 +230,3 @@ class Upstream:
             [o for v in variants for o in v.outputs],
             inputs,
         )
-
-
-@dataclass(frozen=True)
-class TaskKey:
-    """One task instance of one DAG run: the run ledger's key."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int = -1
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A run ledger row: a task instance and what it published."""
-
-    key: TaskKey
-    published: Published
-    try_number: int | None = None
-    pipeline: str | None = None
-    #: reused or pinned: the compute time saved (the source execution's duration)
-    saved_s: float | None = None
-    #: ran: why it was not reused
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class RunNode:
-    """What one node of a DAG run published, as its run ledger row says (``reuse_from_run``)."""
-
-    node: str
-    map_index: int
-    kind: Kind
-    execution_id: str
-
-
-@dataclass(frozen=True)
-class LeaseOwner:
-    """Who holds a single-flight lease, for the waiting side's log: never more than task
-    coordinates and where the worker runs. What is not known is None (a lease taken outside a task)."""
-
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    map_index: int | None = None
-    #: the name Airflow gives the worker, as its UI shows it
-    hostname: str | None = None
-    pid: int | None = None
-
-    @classmethod
-    def of(cls, key: TaskKey, hostname: str, pid: int) -> LeaseOwner:
-        return cls(key.dag_id, key.run_id, key.task_id, key.map_index, hostname, pid)
-
-    def describe(self) -> str:
-        """``dag/run/task[map index] on host (pid N)``, the words the waiting side logs."""
-        place = f"{self.dag_id}/{self.run_id}/{self.task_id}"
-        if self.map_index not in (-1, None):
-            place += f"[{self.map_index}]"
-        return f"{place} on {self.hostname} (pid {self.pid})"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON the lease row keeps: what is known."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> LeaseOwner:
-        """The owner a lease row names; what it lacks (or a row that names none) is not known."""
-        if not isinstance(data, Mapping):
-            return cls()
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
-
-
-#: task id → what its instances published, by map index
-Ledger = dict[str, list[Published]]
