@@ -13,13 +13,13 @@ from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from airflow_valohai_reuse.contracts import Kind, Published
 from airflow_valohai_reuse.factory.factory import build_dags
+from airflow_valohai_reuse.reuse.decide import reuse_line
 from airflow_valohai_reuse.triggers.reuse_decision import (
     NEXT_METHOD,
     HandOver,
     ReuseDecisionTrigger,
     ledger_upstream,
     refusal,
-    reuse_line,
     trigger_path,
 )
 

@@ -11,6 +11,7 @@ from airflow_valohai_reuse.contracts import XCOM_KEY, Cache, Entry, Execution, K
 from airflow_valohai_reuse.operators.nodeactions import fire
 from airflow_valohai_reuse.pipeline.actions import When
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
+from airflow_valohai_reuse.reuse.decide import reuse_line
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,16 +45,7 @@ class Publisher:
         self, execution: Execution, kind: Kind, run: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Publish an earlier execution (reused or pinned); the log's line says from where."""
-        saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
-        self.log.info(
-            "%s execution %s from %s/%s/%s (time saved: %s)",
-            kind.value.upper(),
-            execution.id,
-            execution.dag_id,
-            execution.run_id,
-            execution.task_id,
-            saved,
-        )
+        self.log.info("%s", reuse_line(kind, execution))
         published = Published.of(execution, kind, self.node.node, run)
         return self.publish_unrecorded(published, saved_s=execution.duration_s)
 

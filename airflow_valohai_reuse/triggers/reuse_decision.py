@@ -33,7 +33,7 @@ from airflow_valohai_reuse.pipeline.options import (
     unknown_keys_warning,
 )
 from airflow_valohai_reuse.pipeline.specs import node_spec, pipeline_spec
-from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide
+from airflow_valohai_reuse.reuse.decide import Hit, Miss, Wait, decide, reuse_line
 from airflow_valohai_reuse.reuse.image import image_id
 from airflow_valohai_reuse.reuse.resolve import resolve
 from airflow_valohai_reuse.reuse.upstream import upstream_tasks
@@ -62,13 +62,6 @@ class Reused:
 
 def trigger_path() -> str:
     return f"{ReuseDecisionTrigger.__module__}.{ReuseDecisionTrigger.__qualname__}"
-
-
-def reuse_line(kind: Kind, execution: Any) -> str:
-    """The line the worker's publisher logs for a reused execution (operators/publishing.py)."""
-    saved = f"{execution.duration_s:.1f} s" if execution.duration_s is not None else "unknown"
-    where = f"{execution.dag_id}/{execution.run_id}/{execution.task_id}"
-    return f"{kind.value.upper()} execution {execution.id} from {where} (time saved: {saved})"
 
 
 def refusal(params: Mapping[str, Any], try_number: int | None) -> str | None:
