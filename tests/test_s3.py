@@ -94,19 +94,25 @@ def test_artifact_changed_in_the_store_is_not_reused_and_is_healed(reuse_env, s3
     assert third.xcoms["count"]["reused_from"] == second.xcoms["count"]["execution_id"]
 
 
+def _stored(store, tmp_path, word: str, count: int) -> list[tuple[str, int, str]]:
+    """(URI, size, sha256) of ``count`` small files put in ``store``."""
+    checks = []
+    for i in range(count):
+        body = f"{word} {i}\n".encode()
+        path = tmp_path / f"{word}{i}"
+        path.write_bytes(body)
+        digest = hashlib.sha256(body).hexdigest()
+        checks.append((store.put(path, digest, len(body)), len(body), digest))
+    return checks
+
+
 def test_a_hit_verifies_its_outputs_at_once_and_finds_each_missing_one(reuse_env, s3, tmp_path):
     from airflow_valohai_reuse.stores.base import verify_all
     from airflow_valohai_reuse.stores.registry import open_store
 
     client, _ = s3
     store = open_store("s3://artifacts/store")
-    checks = []
-    for i in range(6):
-        body = f"output {i}\n".encode()
-        path = tmp_path / f"o{i}"
-        path.write_bytes(body)
-        digest = hashlib.sha256(body).hexdigest()
-        checks.append((store.put(path, digest, len(body)), len(body), digest))
+    checks = _stored(store, tmp_path, "output", 6)
     assert verify_all(store, checks) == [True] * 6
     client.delete_object(Bucket="artifacts", Key=checks[2][0].removeprefix("s3://artifacts/"))
     wrong_size = (checks[4][0], checks[4][1] + 1, checks[4][2])
@@ -122,13 +128,7 @@ def test_many_outputs_are_verified_by_listing_their_key_prefixes(reuse_env, s3, 
 
     client, log = s3
     store = open_store("s3://artifacts/store")
-    checks = []
-    for i in range(120):
-        body = f"many {i}\n".encode()
-        path = tmp_path / f"m{i}"
-        path.write_bytes(body)
-        digest = hashlib.sha256(body).hexdigest()
-        checks.append((store.put(path, digest, len(body)), len(body), digest))
+    checks = _stored(store, tmp_path, "many", 120)
     client.delete_object(Bucket="artifacts", Key=checks[7][0].removeprefix("s3://artifacts/"))
     checks[9] = (checks[9][0], checks[9][1] + 1, checks[9][2])
     expected = [i not in (7, 9) for i in range(120)]
