@@ -45,6 +45,15 @@ for dag_id, callback in (("empty_basic_on_workers", _on_a_worker), ("empty_basic
         )
         prepare >> fit >> report
 '''
+IN_TRIGGERER_DAGS = '''
+"""The basic pipeline once more, its reuse decided in the triggerer (decide_in_triggerer)."""
+from pathlib import Path
+
+from airflow_valohai_reuse import build_dags
+
+PATH = Path(__file__).parent / "pipelines" / "basic" / "valohai.yaml"
+globals().update(build_dags(PATH, dag_id_prefix="in_triggerer_", decide_in_triggerer=True))
+'''
 
 
 def say(message: str) -> None:
@@ -59,14 +68,23 @@ def _end(cluster: Cluster, dag_id: str, run_id: str) -> datetime | None:
     return datetime.fromisoformat(run["end_date"])
 
 
-def task_seconds(cluster: Cluster, dag_id: str, runs: list[str]) -> list[float]:
-    """Each task instance's duration (from its start on a worker to its end) in these runs."""
+def task_instances(cluster: Cluster, dag_id: str, runs: list[str]) -> list[dict]:
     found = []
     for run_id in runs:
         status, answer = cluster.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         assert status == 200, answer
-        found += [ti["duration"] for ti in answer["task_instances"] if ti["duration"] is not None]
+        found += answer["task_instances"]
     return found
+
+
+def task_seconds(instances: list[dict]) -> list[float]:
+    """Each task instance's duration (from its start, on a worker or in the triggerer, to its end)."""
+    return [ti["duration"] for ti in instances if ti["duration"] is not None]
+
+
+def worker_processes(instances: list[dict]) -> int:
+    """Task instances a worker ran: queued to the executor, or given a worker's host or process."""
+    return sum(1 for ti in instances if ti["queued_when"] or ti["hostname"] or ti["pid"])
 
 
 def batch(cluster: Cluster, dag_id: str) -> tuple[float, list[str]]:
@@ -85,33 +103,44 @@ def batch(cluster: Cluster, dag_id: str) -> tuple[float, list[str]]:
 
 
 def run(options: Options) -> dict:
-    cluster = Cluster(options.workdir / "cluster", extra_dags={"empty_basic.py": EMPTY_DAGS}, concurrency=4)
+    extra = {"empty_basic.py": EMPTY_DAGS, "in_triggerer_basic.py": IN_TRIGGERER_DAGS}
+    cluster = Cluster(options.workdir / "cluster", extra_dags=extra, concurrency=4)
     try:
         cluster.start()
-        dags = ["basic", "empty_basic_on_workers", "empty_basic"]
+        dags = ["basic", "in_triggerer_basic", "empty_basic_on_workers", "empty_basic"]
         cluster.ready(dags)
         first = cluster.trigger("basic")  # every node runs once; the timed runs reuse them all
         assert cluster.wait_run("basic", first) == "success"
         times: dict[str, list[float]] = {dag_id: [] for dag_id in dags}
-        tasks: dict[str, list[float]] = {dag_id: [] for dag_id in dags}
+        tasks: dict[str, list[dict]] = {dag_id: [] for dag_id in dags}
         for dag_id in dags:  # warm-up: the workers' first parses of each DAG file
             batch(cluster, dag_id)
         for _ in range(options.repeats(5, 1)):
             for dag_id in dags:
                 wall, runs = batch(cluster, dag_id)
                 times[dag_id].append(wall)
-                tasks[dag_id] += task_seconds(cluster, dag_id, runs)
+                tasks[dag_id] += task_instances(cluster, dag_id, runs)
                 say(f"{RUNS} runs of {dag_id}: {wall:.1f} s")
-        for dag_id in dags[:2]:
-            say(f"{dag_id}: median task instance {statistics.median(tasks[dag_id]):.2f} s on a worker")
-        reused, on_workers, scheduler_only = (statistics.median(times[d]) for d in dags)
+        seconds = {dag_id: statistics.median(task_seconds(tasks[dag_id]) or [0.0]) for dag_id in dags}
+        for dag_id in dags[:3]:
+            say(f"{dag_id}: median task instance {seconds[dag_id]:.2f} s")
+        reused, in_triggerer, on_workers, scheduler_only = (statistics.median(times[d]) for d in dags)
+        # the last batch of in-triggerer runs: 10 runs of 3 reused nodes
+        last = tasks["in_triggerer_basic"][-3 * RUNS :]
         return {
             "celery_reused_pipelines_vs_empty_ratio": round(reused / on_workers, 3),
             "celery_reused_pipelines_s": round(reused, 1),
             "celery_empty_pipelines_s": round(on_workers, 1),
             "celery_reused_pipelines_vs_scheduler_only_empty_ratio": round(reused / scheduler_only, 2),
-            "celery_reused_task_s": round(statistics.median(tasks["basic"]), 2),
-            "celery_empty_task_s": round(statistics.median(tasks["empty_basic_on_workers"]), 2),
+            "celery_reused_task_s": round(seconds["basic"], 2),
+            "celery_empty_task_s": round(seconds["empty_basic_on_workers"], 2),
+            "celery_triggerer_reused_pipelines_s": round(in_triggerer, 1),
+            "celery_triggerer_reused_pipelines_vs_empty_ratio": round(in_triggerer / on_workers, 3),
+            "celery_triggerer_reused_pipelines_vs_scheduler_only_empty_ratio": round(
+                in_triggerer / scheduler_only, 2
+            ),
+            "celery_triggerer_reused_task_s": round(seconds["in_triggerer_basic"], 2),
+            "celery_reused_task_worker_processes": worker_processes(last),
         }
     finally:
         cluster.stop()

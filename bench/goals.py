@@ -207,4 +207,37 @@ GOALS = [
         "the reused runs vs plain EmptyOperators, which the scheduler marks succeeded without a worker",
         "",
     ),
+    Goal(
+        "celery_triggerer_reused_pipelines_s",
+        "cluster",
+        "the same 10 reused runs with `decide_in_triggerer`: every hit decided and ended in the triggerer",
+        "",
+    ),
+    Goal(
+        "celery_triggerer_reused_pipelines_vs_empty_ratio",
+        "cluster",
+        "those runs vs the EmptyOperators run by the workers",
+        "<=",
+        1.0,
+    ),
+    Goal(
+        "celery_triggerer_reused_pipelines_vs_scheduler_only_empty_ratio",
+        "cluster",
+        "those runs vs the EmptyOperators the scheduler marks succeeded without a worker",
+        "<=",
+        1.2,
+    ),
+    Goal(
+        "celery_triggerer_reused_task_s",
+        "cluster",
+        "a node reused in the triggerer, its task instance's start to end (median)",
+        "",
+    ),
+    Goal(
+        "celery_reused_task_worker_processes",
+        "cluster",
+        "task processes started on workers for the 30 nodes of 10 such runs, all reused",
+        "<=",
+        0,
+    ),
 ]

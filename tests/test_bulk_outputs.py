@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from workers import Worker
 
+from airflow_valohai_reuse.cache.executions import ExecutionCache
+from airflow_valohai_reuse.contracts import MANIFEST_KEY
+
 pytestmark = pytest.mark.slow
 
 BULK = Path(__file__).resolve().parent / "pipelines" / "bulk"
@@ -39,8 +42,12 @@ def test_large_and_numerous_outputs_do_not_grow_the_worker(tmp_path, docker_clie
     )
 
     _, second, third = worker.xcom("produce", "valohai_execution")
-    assert len(second["outputs"]) == 3001 and not second["reused"]
-    (blob,) = [o for o in second["outputs"] if o["name"] == "big.bin"]
+    # 3,001 outputs are referenced by the XCom, and listed once, in the execution's record
+    assert second[MANIFEST_KEY]["count"] == 3001 and not second["reused"]
+    outputs = ExecutionCache(env["AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN"]).outputs_of(
+        [second["execution_id"]]
+    )
+    (blob,) = [o for o in outputs[second["execution_id"]] if o["name"] == "big.bin"]
     assert blob["size"] == 600 * MB
     assert Path(blob["uri"].removeprefix("file://")).stat().st_size == 600 * MB
     assert third["reused"] and third["execution_id"] == second["execution_id"]

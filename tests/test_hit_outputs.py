@@ -1,5 +1,6 @@
-"""A hit's verification of its outputs costs a few cache queries whatever their number, and still
-finds each output that is gone or changed (a real SQLite cache and local store)."""
+"""A hit's verification of its outputs costs a few cache queries whatever their number (one, once the
+outputs' stats are sealed), and still finds each output that is gone or changed (a real SQLite cache
+and local store)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def _queries(cache: ExecutionCache) -> list[str]:
     return seen
 
 
+def _digest_reads(queries: list[str]) -> list[str]:
+    return [q for q in queries if "file_digests" in q and q.lstrip().upper().startswith("SELECT")]
+
+
 class _Said(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -58,8 +63,12 @@ def test_many_outputs_are_verified_in_a_few_queries_and_each_change_is_found(tmp
     fresh = LocalStore(tmp_path / "store", DigestCache(cache))  # a new task: nothing known yet
     queries = _queries(cache)
     assert find_reusable(cache, fresh, fingerprint) is not None
-    digest_reads = [q for q in queries if "file_digests" in q and q.lstrip().upper().startswith("SELECT")]
-    assert len(digest_reads) == 4  # ceil(OUTPUTS / PREFETCH_BATCH), not one per output
+    # the seal looked up (none yet), then ceil(OUTPUTS / PREFETCH_BATCH) reads, not one per output
+    assert len(_digest_reads(queries)) == 1 + 4
+    queries.clear()
+    sealed = LocalStore(tmp_path / "store", DigestCache(cache))  # the next task: one query, the seal
+    assert find_reusable(cache, sealed, fingerprint) is not None
+    assert len(_digest_reads(queries)) == 1
 
     gone, changed = outputs[5], outputs[PREFETCH_BATCH + 1]
     os.unlink(gone.uri.removeprefix("file://"))
@@ -71,3 +80,29 @@ def test_many_outputs_are_verified_in_a_few_queries_and_each_change_is_found(tmp
     again = LocalStore(tmp_path / "store", DigestCache(cache))
     assert find_reusable(cache, again, fingerprint, logger) is None
     assert f"outputs missing or changed in the store: {gone.name}, {changed.name};" in said.lines[0]
+
+
+def test_a_sealed_output_touched_is_checked_again_and_one_rewritten_is_found(tmp_path):
+    cache = ExecutionCache(f"sqlite:///{tmp_path / 'cache.db'}")
+    store = LocalStore(tmp_path / "store", DigestCache(cache))
+    outputs = _outputs(store, tmp_path, 20)
+    store.flush()
+    fingerprint = Fingerprint({name: {"of": "t"} for name in COMPONENTS})
+    cache.record(Execution(str(uuid.uuid4()), fingerprint.digest, 3, "t", {}, outputs))
+    assert find_reusable(cache, LocalStore(tmp_path / "store", DigestCache(cache)), fingerprint) is not None
+
+    touched = Path(outputs[3].uri.removeprefix("file://"))
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # same bytes
+    queries = _queries(cache)
+    assert find_reusable(cache, LocalStore(tmp_path / "store", DigestCache(cache)), fingerprint) is not None
+    assert len(_digest_reads(queries)) > 1  # the seal no longer holds: each output checked again
+
+    rewritten = Path(outputs[11].uri.removeprefix("file://"))
+    rewritten.chmod(0o644)
+    rewritten.write_bytes(b"outpux " + rewritten.read_bytes()[7:])  # the same size, other bytes
+    logger, said = logging.getLogger("test_hit_outputs.sealed"), _Said()
+    logger.addHandler(said)
+    assert (
+        find_reusable(cache, LocalStore(tmp_path / "store", DigestCache(cache)), fingerprint, logger) is None
+    )
+    assert outputs[11].name in said.lines[0]

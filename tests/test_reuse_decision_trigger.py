@@ -39,6 +39,15 @@ def test_off_by_default_no_node_starts_in_the_triggerer():
     assert not any(_started_in_triggerer(dag).values())
 
 
+def test_build_dags_decides_per_file_over_the_setting(monkeypatch):
+    path = PIPELINES / "basic" / "valohai.yaml"
+    on = build_dags(path, decide_in_triggerer=True)["basic"]
+    assert _started_in_triggerer(on) == {"prepare": True, "fit": True, "report": True}
+    monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
+    off = build_dags(path, decide_in_triggerer=False)["basic"]
+    assert not any(_started_in_triggerer(off).values())
+
+
 def test_on_plain_nodes_start_in_the_triggerer_with_json_facts(monkeypatch):
     monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
     path = PIPELINES / "basic" / "valohai.yaml"

@@ -23,6 +23,7 @@ from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
 from airflow_valohai_reuse.contracts import Entry, Execution, Output, Published, RunNode, TaskKey
+from airflow_valohai_reuse.contracts.records import KeptOutputs, outputs_text, text_checksum
 from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"
@@ -43,6 +44,7 @@ def _execution(row: Any) -> Execution:
     return Execution(
         components=json.loads(row.components),
         outputs=[Output.from_dict(o) for o in json.loads(row.outputs)],
+        outputs_sha256=text_checksum(row.outputs),
         metadata_series=json.loads(row.metadata_series) if row.metadata_series else {},
         **{name: details.get(name, {}) for name in _DETAILS},
         **{name: getattr(row, name) for name in (*_COLUMNS, *_LIFECYCLE)},
@@ -155,7 +157,7 @@ class ExecutionCache:
             **{name: getattr(execution, name) for name in _COLUMNS},
             "status": SUCCEEDED,
             "components": json.dumps(execution.components, sort_keys=True),
-            "outputs": json.dumps([o.as_dict() for o in execution.outputs], sort_keys=True),
+            "outputs": outputs_text([o.as_dict() for o in execution.outputs]),
             "exec_metadata": json.dumps(execution.details(), sort_keys=True),
             "metadata_series": json.dumps(execution.metadata_series, sort_keys=True)
             if execution.metadata_series
@@ -165,13 +167,13 @@ class ExecutionCache:
         with self.engine.begin() as conn:
             conn.execute(insert(executions).values(**values))
             if entry is not None:
-                ledger.write(conn, entry)
+                ledger.write(conn, entry, recorded=True)
 
     # The run ledger.
     def publish(self, entry: Entry) -> None:
         """The ledger row of a task instance that published an execution it did not record."""
         with self.engine.begin() as conn:
-            ledger.write(conn, entry)
+            ledger.write(conn, entry, recorded=entry.published.kind.reused)
 
     def forget(self, key: TaskKey) -> None:
         """Drop a task instance's row as its new try starts, so no reader sees the old try's."""
@@ -181,6 +183,11 @@ class ExecutionCache:
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> dict[str, list[Published]]:
         with self.engine.connect() as conn:
             return ledger.read(conn, dag_id, run_id, task_ids)
+
+    def outputs_of(self, execution_ids: list[str]) -> KeptOutputs:
+        """Execution id → the outputs its record holds (a published value's referenced outputs)."""
+        with self.engine.connect() as conn:
+            return ledger.outputs_of(conn, execution_ids)
 
     def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode]:
         """What each node of an earlier run of a DAG published (``reuse_from_run``)."""

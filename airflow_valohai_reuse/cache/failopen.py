@@ -19,6 +19,7 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Held, Leases
 from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
 from airflow_valohai_reuse.contracts import Cache, Entry, Execution, Ledger, RunNode, TaskKey
+from airflow_valohai_reuse.contracts.records import KeptOutputs
 from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
 
@@ -53,6 +54,9 @@ class NullCache:
         return None
 
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None:
+        return None
+
+    def outputs_of(self, execution_ids: list[str]) -> KeptOutputs | None:
         return None
 
     def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None:
@@ -126,6 +130,9 @@ class FailOpenCache(NullCache):
         return self._try(
             "reading the run ledger", lambda: self.cache.published(dag_id, run_id, task_ids), None
         )
+
+    def outputs_of(self, execution_ids: list[str]) -> KeptOutputs | None:
+        return self._try("reading published outputs", lambda: self.cache.outputs_of(execution_ids), None)
 
     def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None:
         return self._try(

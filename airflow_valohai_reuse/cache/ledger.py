@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select
 
-from airflow_valohai_reuse.cache.schema import ledger
-from airflow_valohai_reuse.contracts import Entry, Kind, Published, RunNode, TaskKey
+from airflow_valohai_reuse.cache.schema import executions, ledger
+from airflow_valohai_reuse.contracts import Entry, Kind, Published, RunNode, TaskKey, referenced, with_outputs
+from airflow_valohai_reuse.contracts.records import KeptOutputs, text_checksum
 
 
 def _where(key: TaskKey) -> Any:
@@ -37,8 +38,9 @@ def forget(conn: Connection, key: TaskKey) -> None:
     conn.execute(delete(ledger).where(_where(key)))
 
 
-def write(conn: Connection, entry: Entry) -> None:
-    """Replace the task instance's row (a cleared task's new try overwrites the old one)."""
+def write(conn: Connection, entry: Entry, recorded: bool) -> None:
+    """Replace the task instance's row (a cleared task's new try overwrites the old one); ``recorded``:
+    the execution's record is in this database, so many outputs are referenced, not repeated."""
     forget(conn, entry.key)
     published = entry.published
     conn.execute(
@@ -56,7 +58,7 @@ def write(conn: Connection, entry: Entry) -> None:
             node=published.node,
             saved_s=entry.saved_s,
             reason=entry.reason,
-            published=json.dumps(published.as_xcom(), sort_keys=True),
+            published=json.dumps(published.as_xcom(recorded), sort_keys=True),
             recorded_at=datetime.now(UTC),
         ),
     )
@@ -69,10 +71,23 @@ def read(conn: Connection, dag_id: str, run_id: str, task_ids: Iterable[str]) ->
         .where(ledger.c.dag_id == dag_id, ledger.c.run_id == run_id, ledger.c.task_id.in_(list(task_ids)))
         .order_by(ledger.c.task_id, ledger.c.map_index)
     )
+    rows = [(row.task_id, json.loads(row.published)) for row in conn.execute(query)]
+    kept = outputs_of(conn, [i for _, value in rows if (i := referenced(value))])
     found: dict[str, list[Published]] = {}
-    for row in conn.execute(query):
-        found.setdefault(row.task_id, []).append(Published.from_xcom(json.loads(row.published)))
+    for task_id, value in rows:
+        found.setdefault(task_id, []).append(Published.from_xcom(with_outputs(value, kept)))
     return found
+
+
+def outputs_of(conn: Connection, execution_ids: list[str]) -> KeptOutputs:
+    """Execution id → the outputs its record holds, with their text's sha256 (an invalidated or
+    expired execution's too: a run that published it reads them), in one query."""
+    if not execution_ids:
+        return {}
+    query = select(executions.c.id, executions.c.outputs).where(
+        executions.c.id.in_(sorted(set(execution_ids)))
+    )
+    return {row.id: (text_checksum(row.outputs), json.loads(row.outputs)) for row in conn.execute(query)}
 
 
 def run_nodes(conn: Connection, dag_id: str, run_id: str) -> list[RunNode]:

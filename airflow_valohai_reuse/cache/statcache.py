@@ -18,6 +18,8 @@ from airflow_valohai_reuse.fingerprint.checksums import FileStat
 _Key = tuple[int, int, int, int]
 #: paths per query of :meth:`DigestCache.prefetch` (under SQLite's bound on a statement's variables)
 PREFETCH_BATCH = 500
+#: a seal's row is keyed ``seal:<sha256>``: never a path, which is absolute
+SEAL_PREFIX = "seal:"
 
 
 def _key(stat: FileStat) -> _Key:
@@ -62,6 +64,26 @@ class _StatRows:
 
     def prefetch(self, paths: Collection[str]) -> None:
         return None
+
+    def sealed(self, seal: str) -> bool:
+        key = SEAL_PREFIX + seal
+        with contextlib.suppress(SQLAlchemyError, UnicodeError, ValueError):
+            self._read(select(file_digests).where(file_digests.c.path == key))
+        return self.known.get(key, (None, None))[1] == seal
+
+    def keep_seal(self, seal: str) -> None:
+        """Written at once (a row of its own; a concurrent writer of the same seal wins)."""
+        row = {
+            "path": SEAL_PREFIX + seal,
+            "inode": 0,
+            "size": 0,
+            "mtime_ns": 0,
+            "ctime_ns": 0,
+            "sha256": seal,
+        }
+        with contextlib.suppress(SQLAlchemyError, UnicodeError, ValueError), self.engine.begin() as conn:
+            conn.execute(delete(file_digests).where(file_digests.c.path == row["path"]))
+            conn.execute(insert(file_digests), [row])
 
     def flush(self) -> None:
         """Replace the rows of the paths put since the last flush."""

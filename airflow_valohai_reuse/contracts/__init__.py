@@ -34,12 +34,16 @@ from airflow_valohai_reuse.contracts.protocols import (
     StatSource,
 )
 from airflow_valohai_reuse.contracts.records import (
+    INLINE_OUTPUTS,
+    MANIFEST_KEY,
     REUSED_KINDS,
     Execution,
     Kind,
     Output,
     Published,
     Upstream,
+    referenced,
+    with_outputs,
 )
 from airflow_valohai_reuse.contracts.words import ChangeKind, PlanStatus, SourceKind, WaitState
 
@@ -49,8 +53,10 @@ __all__ = [
     "DEFAULT_DOCKER_URL",
     "EXECUTION_ID_LABEL",
     "FINGERPRINT_LABEL",
+    "INLINE_OUTPUTS",
     "LABEL",
     "LEASE_HOLDER_LABEL",
+    "MANIFEST_KEY",
     "NAV_ROUTE",
     "NODE_LABELS",
     "OPERATOR_NAME",
@@ -82,4 +88,6 @@ __all__ = [
     "Upstream",
     "WaitState",
     "map_index_of",
+    "referenced",
+    "with_outputs",
 ]

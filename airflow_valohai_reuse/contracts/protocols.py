@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the cache's and the fingerprint's own types, named by the p
     from airflow_valohai_reuse.fingerprint.checksums import StatCache
 
 from airflow_valohai_reuse.contracts.ledger import Entry, Ledger, RunNode, TaskKey
-from airflow_valohai_reuse.contracts.records import Execution
+from airflow_valohai_reuse.contracts.records import Execution, KeptOutputs
 
 
 # -- the execution cache as a task sees it, by facet (cache/failopen.py) ----------------------------
@@ -36,6 +36,7 @@ class LedgerReader(Protocol):
     """Reading what the task instances of a run published."""
 
     def published(self, dag_id: str, run_id: str, task_ids: list[str]) -> Ledger | None: ...
+    def outputs_of(self, execution_ids: list[str]) -> KeptOutputs | None: ...
     def run_nodes(self, dag_id: str, run_id: str) -> list[RunNode] | None: ...
 
 

@@ -8,6 +8,7 @@ sha256 the store verifies (or ``etag:…`` for an object-store input the store k
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,54 @@ from enum import StrEnum
 from typing import Any
 
 from airflow_valohai_reuse.errors import OutputError
+
+#: an execution with more outputs than this that the cache database holds is published with its outputs
+#: referenced (``outputs_manifest``) instead of listed: its XCom and run-ledger row stay small
+INLINE_OUTPUTS = 100
+#: the key of a published value whose outputs are referenced
+MANIFEST_KEY = "outputs_manifest"
+
+
+def outputs_text(outputs: Sequence[Mapping[str, Any]]) -> str:
+    """An output list as the cache database keeps it: sorted-key JSON."""
+    return json.dumps(list(outputs), sort_keys=True)
+
+
+def text_checksum(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: execution id → (the sha256 of its kept output list's text, that list)
+KeptOutputs = Mapping[str, tuple[str, list[dict[str, Any]]]]
+
+
+def with_outputs(value: Mapping[str, Any], kept: KeptOutputs) -> dict[str, Any]:
+    """A published value with its referenced outputs in place, from ``kept`` (what the execution's
+    record holds); raises :class:`OutputError` where they are not the ones referenced."""
+    manifest = value.get(MANIFEST_KEY)
+    if not isinstance(manifest, Mapping):
+        return dict(value)
+    execution_id = manifest.get("execution_id")
+    checksum, outputs = kept.get(execution_id, (None, None))  # type: ignore[arg-type]
+    if outputs is None:
+        raise OutputError(
+            f"the {manifest.get('count')} outputs of execution {execution_id} are referenced by its "
+            "published result, and the cache database does not hold them (unreachable, or the "
+            "execution was removed)"
+        )
+    if len(outputs) != manifest.get("count") or checksum != manifest.get("sha256"):
+        raise OutputError(
+            f"the outputs the cache database holds for execution {execution_id} are not the ones published"
+        )
+    found = {k: v for k, v in value.items() if k != MANIFEST_KEY}
+    found["outputs"] = list(outputs)
+    return found
+
+
+def referenced(value: Mapping[str, Any]) -> str | None:
+    """The execution whose record holds a published value's outputs, where they are referenced."""
+    manifest = value.get(MANIFEST_KEY)
+    return manifest.get("execution_id") if isinstance(manifest, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -80,6 +129,9 @@ class Execution:
     invalidated_at: datetime | None = None
     invalidated_by: str | None = None
     invalidation_reason: str | None = None
+    #: the sha256 of the output list as the cache database keeps it (:func:`outputs_text`), where read
+    #: from there: what a published value referencing the outputs names
+    outputs_sha256: str | None = field(default=None, compare=False, repr=False)
 
     def details(self) -> dict[str, Any]:
         """What the cache keeps of the run besides its fingerprint and outputs."""
@@ -117,6 +169,8 @@ class Published:
     metadata: dict[str, Any]
     step: str
     node: str
+    #: the execution's :attr:`Execution.outputs_sha256`, where known (computed otherwise)
+    outputs_sha256: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, execution: Execution, kind: Kind, node: str, run: dict[str, Any] | None = None) -> Published:
@@ -134,11 +188,17 @@ class Published:
             execution.metadata,
             execution.step,
             node,
+            execution.outputs_sha256,
         )
 
     @classmethod
     def from_xcom(cls, data: Mapping[str, Any]) -> Published:
-        """The record of a value :meth:`as_xcom` made (the run ledger keeps it as JSON)."""
+        """The record of a value :meth:`as_xcom` made (the run ledger keeps it as JSON), its referenced
+        outputs in place (:func:`with_outputs`)."""
+        if MANIFEST_KEY in data:
+            raise OutputError(
+                f"the outputs of execution {referenced(data)} were not read from the cache database"
+            )
         return cls(
             execution_id=data["execution_id"],
             kind=Kind(data["kind"]),
@@ -152,15 +212,24 @@ class Published:
             node=data["node"],
         )
 
-    def as_xcom(self) -> dict[str, Any]:
-        """The documented XCom value (README, "XCom")."""
+    def as_xcom(self, recorded: bool = False) -> dict[str, Any]:
+        """The documented XCom value (docs/valohai-yaml.md, "XCom and the run ledger"). ``recorded``:
+        the cache database holds the execution's record, so more than :data:`INLINE_OUTPUTS` outputs
+        are referenced there (``outputs_manifest``: execution id, count, sha256) instead of listed."""
         reused = self.kind.reused
+        count = len(self.outputs)
+        listed: dict[str, Any]
+        if recorded and count > INLINE_OUTPUTS:
+            checksum = self.outputs_sha256 or text_checksum(outputs_text([o.as_dict() for o in self.outputs]))
+            listed = {MANIFEST_KEY: {"execution_id": self.execution_id, "count": count, "sha256": checksum}}
+        else:
+            listed = {"outputs": [o.as_dict() for o in self.outputs]}
         return {
             "execution_id": self.execution_id,
             "reused": reused,
             "reused_from": self.execution_id if reused else None,
             "fingerprint": self.fingerprint,
-            "outputs": [o.as_dict() for o in self.outputs],
+            **listed,
             "parameters": self.parameters,
             "inputs": self.inputs,
             "environment": self.environment,
@@ -205,7 +274,12 @@ class Upstream:
 
     @classmethod
     def from_xcom(cls, value: Mapping[str, Any]) -> Upstream:
-        """A node's ``valohai_execution`` XCom; what it lacks reads as nothing."""
+        """A node's ``valohai_execution`` XCom (its referenced outputs in place: :func:`with_outputs`);
+        what it lacks reads as nothing."""
+        if MANIFEST_KEY in value:
+            raise OutputError(
+                f"the outputs of execution {referenced(value)} were not read from the cache database"
+            )
         execution_id = value.get("execution_id")
         return cls(
             (execution_id,) if execution_id else (),

@@ -65,13 +65,15 @@ def build_dags(
     repository: str | Path | None = None,
     operator_kwargs: Mapping[str, Any] | None = None,
     only_dag_id: str | None = None,
+    decide_in_triggerer: bool | None = None,
 ) -> dict[str, DAG]:
     """Build one DAG per pipeline of a valohai.yaml, without side effects.
 
     ``schedules`` maps DAG ids (or pipeline names) to a schedule; ``repository`` is the code folder
     mounted as /valohai/repository (default: the file's folder); ``operator_kwargs`` go to every
     node task (``docker_url``, ``network_mode``, ``retries``…; what valohai.yaml decides is refused,
-    see :data:`NOT_TAKEN`); ``only_dag_id`` builds one DAG.
+    see :data:`NOT_TAKEN`); ``only_dag_id`` builds one DAG; ``decide_in_triggerer``: whether plain
+    node tasks start in the triggerer (None: the ``[valohai_reuse] decide_in_triggerer`` setting).
     """
     kwargs = dict(operator_kwargs or {})
     refused = [key for key in kwargs if key in NOT_TAKEN]
@@ -79,7 +81,8 @@ def build_dags(
         key = refused[0]
         raise TypeError(f"build_dags: operator_kwargs cannot set {key!r}: {NOT_TAKEN[key]}")
     settings = load_settings()
-    secrets, in_triggerer = settings.secret_env_patterns, settings.decide_in_triggerer
+    secrets = settings.secret_env_patterns
+    in_triggerer = settings.decide_in_triggerer if decide_in_triggerer is None else decide_in_triggerer
     return {
         dag_id: _build_dag(
             analysis, dag_id, _schedule(schedules, dag_id, analysis.pipeline), kwargs, secrets, in_triggerer

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -49,6 +49,14 @@ class StatCache(Protocol):
         """Read what is kept of these paths at once, before each is asked (a hint)."""
         ...
 
+    def sealed(self, seal: str) -> bool:
+        """Whether ``seal`` (:func:`stat_seal` of files whose checksums were all confirmed) is kept."""
+        ...
+
+    def keep_seal(self, seal: str) -> None:
+        """Keep ``seal``: those files, while every stat is unchanged, have the checksums it names."""
+        ...
+
 
 class NoStatCache:
     """Reads every file every time."""
@@ -64,6 +72,26 @@ class NoStatCache:
 
     def flush(self) -> None:
         return None
+
+    def sealed(self, seal: str) -> bool:
+        return False
+
+    def keep_seal(self, seal: str) -> None:
+        return None
+
+
+def stat_seal(files: Sequence[tuple[str, int, str | None]], stats: Sequence[os.stat_result]) -> str:
+    """One checksum of many files' (path, expected size and sha256) and their stats now: equal to a
+    kept seal only while every one of those files is where it was, with the same inode, size and
+    times, so the checksums confirmed when it was kept still stand (as :class:`FileStat` does for one)."""
+    digest = hashlib.sha256()
+    for (path, size, sha256), st in zip(files, stats, strict=True):
+        digest.update(
+            f"{path}\0{size}\0{sha256}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
+    return digest.hexdigest()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -51,9 +51,10 @@ class Publisher:
 
     def record(self, execution: Execution, published: Published, reason: str) -> dict[str, Any] | None:
         """Publish an execution this task ran: recorded with its ledger row in one transaction."""
-        if not self.cache.record(execution, self.entry(published, reason=reason)):
+        recorded = self.cache.record(execution, self.entry(published, reason=reason))
+        if not recorded:
             self.log.warning("execution %s was not recorded in the cache; its outputs are kept", execution.id)
-        return self.push(published)
+        return self.push(published, recorded=recorded)
 
     def publish_unrecorded(self, published: Published, **what: Any) -> dict[str, Any] | None:
         """Publish an execution without recording it for reuse (an earlier one, or one whose inputs
@@ -62,12 +63,14 @@ class Publisher:
         entry = self.entry(published, **what)
         writing = in_background(lambda: self.cache.publish(entry), "ledger-row")
         try:
-            return self.push(published)
+            # an earlier execution's record is in the cache database: many outputs are referenced there
+            return self.push(published, recorded=published.kind.reused)
         finally:
             writing()
 
-    def push(self, published: Published) -> dict[str, Any] | None:
-        value = published.as_xcom()
+    def push(self, published: Published, *, recorded: bool) -> dict[str, Any] | None:
+        """``recorded``: the cache database holds the execution's record (see ``Published.as_xcom``)."""
+        value = published.as_xcom(recorded)
         self.context["ti"].xcom_push(key=XCOM_KEY, value=value)
         fire(
             self.node,

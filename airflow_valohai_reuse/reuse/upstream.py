@@ -7,10 +7,10 @@ task node, whose variants' count the ledger does not know) is read from the upst
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from airflow_valohai_reuse.contracts import LedgerReader, Upstream
+from airflow_valohai_reuse.contracts import LedgerReader, Upstream, referenced, with_outputs
 from airflow_valohai_reuse.pipeline.spec import NodeSpec
 from airflow_valohai_reuse.pipeline.variants import merge_executions
 
@@ -46,8 +46,21 @@ def read_upstream(
         if published and task_id not in mapped:
             found[task_id] = Upstream.of(published[0])
         else:
-            found[task_id] = from_xcom(task_id, pull(task_id), partial=task_id in tolerated)
+            value = with_referenced_outputs(pull(task_id), cache)
+            found[task_id] = from_xcom(task_id, value, partial=task_id in tolerated)
     return found
+
+
+def with_referenced_outputs(value: Any, cache: LedgerReader) -> Any:
+    """An upstream's XCom value (or a task node's list of them) with the outputs it references read
+    from the cache database, in one query (a published value references many outputs: records.py)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    wanted = [i for v in values if isinstance(v, Mapping) and (i := referenced(v))]
+    if not wanted:
+        return value
+    kept = cache.outputs_of(wanted) or {}
+    found = [with_outputs(v, kept) if isinstance(v, Mapping) else v for v in values]
+    return found if isinstance(value, (list, tuple)) else found[0]
 
 
 def from_xcom(task_id: str, value: Any, *, partial: bool = False) -> Upstream:

@@ -16,8 +16,12 @@ from airflow_valohai_reuse.fingerprint.checksums import (
     StatCache,
     cached_digest,
     cached_sha256,
+    stat_seal,
 )
 from airflow_valohai_reuse.stores.base import file_uri_path, link_or_copy
+
+#: the fewest outputs whose verification is sealed (fewer cost no more checked one by one)
+SEALED_FROM = 8
 
 
 class LocalStore:
@@ -73,13 +77,34 @@ class LocalStore:
             return False
 
     def exists_all(self, checks: Sequence[tuple[str, int, str | None]]) -> list[bool]:
-        """:meth:`exists` of each (URI, size, sha256): the blobs' kept checksums read at once, then
-        one stat each (a blob is hashed again only where its stat changed)."""
+        """:meth:`exists` of each (URI, size, sha256), at one stat each and one query: where every
+        blob's stat is as it was when all were last confirmed (their kept seal), all are there;
+        otherwise the blobs' kept checksums are read at once and each is checked (hashed again only
+        where its stat changed), and a full confirmation is sealed for the next time."""
         paths = [_blob_path(uri) for uri, _size, _sha256 in checks]
+        seal = self._seal(paths, checks)
+        if seal is not None and self.digests.sealed(seal):
+            return [True] * len(checks)
         self.digests.prefetch([p for p in paths if p])
-        return [
+        found = [
             self._there(path, size, sha256) for path, (_uri, size, sha256) in zip(paths, checks, strict=True)
         ]
+        if seal is not None and all(found):
+            self.digests.flush()  # the checksums hashed again are kept before the seal that relies on them
+            self.digests.keep_seal(seal)
+        return found
+
+    @staticmethod
+    def _seal(paths: list[str | None], checks: Sequence[tuple[str, int, str | None]]) -> str | None:
+        """The blobs' :func:`stat_seal` now; None where one is missing or not checked by its checksum."""
+        if len(checks) < SEALED_FROM or any(p is None for p in paths) or any(c[2] is None for c in checks):
+            return None
+        try:
+            stats = [os.stat(p) for p in paths]  # type: ignore[arg-type]
+        except OSError:
+            return None
+        files = [(p, size, sha256) for p, (_uri, size, sha256) in zip(paths, checks, strict=True)]
+        return stat_seal(files, stats)  # type: ignore[arg-type]
 
     def _there(self, path: str | None, size: int, sha256: str | None) -> bool:
         if path is None:

@@ -154,7 +154,7 @@ def decide_here(facts: Mapping[str, Any], context: Mapping[str, Any], logger: An
     key = TaskKey(facts["dag_id"], run_id, facts["task_id"], -1)
     try_number = getattr(ti, "try_number", None)
     cache.publish(Entry(key, published, try_number, node.pipeline, saved_s=execution.duration_s))
-    return Reused(published.as_xcom(), reuse_line(Kind.REUSED, execution))
+    return Reused(published.as_xcom(recorded=True), reuse_line(Kind.REUSED, execution))
 
 
 class ReuseDecisionTrigger(BaseTrigger):
