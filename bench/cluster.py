@@ -26,6 +26,7 @@ from bench.common import ROOT, Options
 
 sys.path.insert(0, str(ROOT / "tests"))
 from cluster import Cluster
+from cluster_config import IN_TRIGGERER_DAGS
 
 RUNS = 10
 EMPTY_DAGS = '''
@@ -44,15 +45,6 @@ for dag_id, callback in (("empty_basic_on_workers", _on_a_worker), ("empty_basic
             EmptyOperator(task_id=name, on_execute_callback=callback) for name in ("prepare", "fit", "report")
         )
         prepare >> fit >> report
-'''
-IN_TRIGGERER_DAGS = '''
-"""The basic pipeline once more, its reuse decided in the triggerer (decide_in_triggerer)."""
-from pathlib import Path
-
-from airflow_valohai_reuse import build_dags
-
-PATH = Path(__file__).parent / "pipelines" / "basic" / "valohai.yaml"
-globals().update(build_dags(PATH, dag_id_prefix="in_triggerer_", decide_in_triggerer=True))
 '''
 
 

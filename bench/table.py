@@ -65,6 +65,24 @@ NOTES = {
         "The baseline here is EmptyOperators that the scheduler marks succeeded without sending them "
         "to a worker."
     ),
+    "hit_5000_vs_1_output_ratio": (
+        "A hit on many outputs costs one query for the seal of their stats and one for the ledger row, "
+        "and its XCom and row reference the outputs instead of listing them; what still grows with "
+        "their number is one stat per blob (which finds a blob deleted or rewritten since it was "
+        "sealed) and reading the entry's output list from the cache database: about 5 microseconds "
+        "an output."
+    ),
+    "celery_triggerer_reused_pipelines_vs_scheduler_only_empty_ratio": (
+        "A node task started in the triggerer takes no worker (`celery_reused_task_worker_processes`), "
+        "but Airflow's triggerer works in one-second steps: its supervisor's loop waits up to a second "
+        "for activity before it loads new triggers and writes their events "
+        "(`TriggerRunnerSupervisor.run_once`), and its runner's loop sleeps a second between "
+        "creating triggers and reporting their events (`TriggerRunner.arun`), in "
+        "airflow/jobs/triggerer_job_runner.py. A trigger that decides in a few tenths of a second "
+        "still ends its task two to three seconds after it started, so a chain of three such nodes "
+        "is slower than on a warm worker; the gain is the worker slots (a GPU queue's included) "
+        "left free, not latency."
+    ),
 }
 
 # What a quick run measures differently from a full one, beyond fewer repeats.

@@ -120,10 +120,15 @@ class Cluster(ClusterConfig, ClusterRest):
         self._spawn("api-server", [airflow, "api-server"], env)
         self._spawn("scheduler", [airflow, "scheduler", "--skip-serve-logs"], env)
         self._spawn("dag-processor", [airflow, "dag-processor"], env)
-        self._spawn("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
+        self.start_triggerer()
         for worker in self.workers:
             self.start_worker(worker)
         return self
+
+    def start_triggerer(self) -> Component:
+        self.killed.discard("triggerer")
+        command = [str(BIN / "airflow"), "triggerer", "--skip-serve-logs"]
+        return self._spawn("triggerer", command, self._env(self.base / "control"))
 
     def _start_s3(self) -> None:
         port = free_port()
@@ -226,16 +231,20 @@ class Cluster(ClusterConfig, ClusterRest):
 
         Its group is not enough: Airflow's supervisor puts each task process in a group of its own.
         """
+        self.kill(worker)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to a component and every process it started."""
         import psutil
 
-        self.killed.add(worker)
-        root = psutil.Process(self.components[worker].process.pid)
+        self.killed.add(name)
+        root = psutil.Process(self.components[name].process.pid)
         doomed = [root, *root.children(recursive=True)]
         for process in doomed:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
         psutil.wait_procs(doomed, timeout=30)
-        self.components[worker].process.wait(timeout=30)
+        self.components[name].process.wait(timeout=30)
 
     def restart_worker(self, worker: str) -> None:
         self.killed.discard(worker)

@@ -51,6 +51,18 @@ for worker, queue in {workers!r}.items():
 '''
 
 
+# the basic pipeline again, each node starting in the triggerer (decide_in_triggerer)
+IN_TRIGGERER_DAGS = '''
+"""The basic pipeline once more as DAG in_triggerer_basic, its reuse decided in the triggerer."""
+from pathlib import Path
+
+from airflow_valohai_reuse import build_dags
+
+PATH = Path(__file__).parent / "pipelines" / "basic" / "valohai.yaml"
+globals().update(build_dags(PATH, dag_id_prefix="in_triggerer_", decide_in_triggerer=True))
+'''
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,6 +19,7 @@ from airflow_valohai_reuse.triggers.reuse_decision import (
     HandOver,
     ReuseDecisionTrigger,
     ledger_upstream,
+    pinned_here,
     refusal,
     trigger_path,
 )
@@ -61,6 +62,7 @@ def test_on_plain_nodes_start_in_the_triggerer_with_json_facts(monkeypatch):
     json.dumps(facts)  # stored in the serialized DAG and the trigger row
     assert facts | {"docker_url": None} == {
         "decision_seconds": 300.0,
+        "wait_seconds": 6 * 3600.0,
         "path": str(path.resolve()),
         "repository": str(path.parent.resolve()),
         "prefix": "vh_",
@@ -88,12 +90,30 @@ def test_on_task_nodes_and_nodes_with_actions_keep_the_worker_path(monkeypatch):
     assert seen
 
 
-def test_pins_and_retries_are_left_to_a_worker():
-    assert refusal({}, 1) is None
-    assert refusal({"reuse_nodes": None, "reuse_from_run": ""}, None) is None
-    assert "pins" in refusal({"reuse_nodes": {"fit": "exec-1"}}, 1)
-    assert "pins" in refusal({"reuse_from_run": "manual__x"}, 1)
-    assert "try 2" in refusal({}, 2)
+def test_retries_are_left_to_a_worker():
+    assert refusal(1) is None and refusal(None) is None
+    assert "try 2" in refusal(2)
+
+
+def test_a_valid_pin_is_found_here_and_a_refused_one_hands_over(tmp_path):
+    from airflow_valohai_reuse.cache.executions import ExecutionCache
+    from airflow_valohai_reuse.cache.failopen import FailOpenCache
+    from airflow_valohai_reuse.contracts import Execution, Output
+    from airflow_valohai_reuse.pipeline.analysis import analyses
+    from airflow_valohai_reuse.pipeline.specs import pipeline_spec
+
+    cache = FailOpenCache(ExecutionCache(f"sqlite:///{tmp_path / 'cache.db'}"))
+    data = [Output("data/train.csv", "file:///store/x", 1, "a" * 64)]  # what fit's edge takes
+    pinned = Execution("e" * 32, "f" * 64, 3, "prepare", {}, data, pipeline="basic", node="prepare")
+    cache.record(pinned)
+    ((_, analysis),) = analyses(PIPELINES / "basic" / "valohai.yaml", PIPELINES / "basic", "", "basic")
+    spec = pipeline_spec(analysis)
+    assert pinned_here({}, spec, cache, "basic", "prepare") is None  # nothing pinned: not looked at
+    pins = {"reuse_nodes": {"prepare": pinned.id}}
+    assert pinned_here(pins, spec, cache, "basic", "prepare").id == pinned.id
+    assert pinned_here(pins, spec, cache, "basic", "fit") is None  # another node: decided as usual
+    with pytest.raises(HandOver, match="pin of the run is refused"):
+        pinned_here({"reuse_nodes": {"prepare": "0" * 32}}, spec, cache, "basic", "fit")
 
 
 def test_upstreams_come_from_the_run_ledger_only():
@@ -120,7 +140,8 @@ def test_a_step_time_limit_bounds_the_decision_well_inside_it(monkeypatch):
     monkeypatch.setenv("AIRFLOW__VALOHAI_REUSE__DECIDE_IN_TRIGGERER", "True")
     dag = build_dags(PIPELINES / "misc" / "valohai.yaml")["too-slow"]
     args = dag.get_task("slow").start_trigger_args  # time-limit: 3s
-    assert args.trigger_kwargs["decision_seconds"] == 1.5
+    assert args.trigger_kwargs["decision_seconds"] == 0.75  # twice around a wait, inside the limit
+    assert args.trigger_kwargs["wait_seconds"] == 0.75
 
 
 def _events(trigger: ReuseDecisionTrigger) -> list:
@@ -144,7 +165,6 @@ def _trigger(tmp_path: Path, params: dict, path: Path | None = None) -> ReuseDec
     ("params", "why"),
     [
         ({}, "cannot be read"),  # a triggerer that cannot see the valohai.yaml
-        ({"reuse_from_run": {"run_id": "manual__0", "nodes": ["fit"]}}, "pins"),
     ],
 )
 def test_what_the_triggerer_cannot_decide_goes_to_a_worker_with_the_reason(tmp_path, params, why):

@@ -25,6 +25,7 @@ def _pipelines(tmp_path: Path) -> Path:
     folder = tmp_path / "pipelines"
     shutil.copytree(ROOT / "examples" / "nightly", folder / "nightly")  # the one the script unpauses
     shutil.copytree(ROOT / "tests" / "pipelines" / "basic", folder / "basic")
+    shutil.copytree(ROOT / "tests" / "pipelines" / "flight", folder / "flight")
     return folder
 
 
@@ -38,6 +39,7 @@ def start(tmp_path: Path, in_triggerer: bool) -> LocalAirflow:
     while True:
         try:
             airflow.api(f"dags/{DAG}", "PATCH", {"is_paused": False})
+            airflow.api("dags/flight", "PATCH", {"is_paused": False})
             return airflow
         except Exception:
             if time.monotonic() > deadline:
@@ -45,15 +47,15 @@ def start(tmp_path: Path, in_triggerer: bool) -> LocalAirflow:
             time.sleep(2)
 
 
-def task_instances(airflow: LocalAirflow, run_id: str) -> dict[str, dict]:
+def task_instances(airflow: LocalAirflow, run_id: str, dag: str = DAG) -> dict[str, dict]:
     run = urllib.request.quote(run_id, safe="")
-    found = airflow.api(f"dags/{DAG}/dagRuns/{run}/taskInstances")["task_instances"]
+    found = airflow.api(f"dags/{dag}/dagRuns/{run}/taskInstances")["task_instances"]
     return {ti["task_id"]: ti for ti in found}
 
 
-def xcom(airflow: LocalAirflow, run_id: str, task_id: str) -> object:
+def xcom(airflow: LocalAirflow, run_id: str, task_id: str, dag: str = DAG) -> object:
     run = urllib.request.quote(run_id, safe="")
-    path = f"dags/{DAG}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/valohai_execution"
+    path = f"dags/{dag}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/valohai_execution"
     return airflow.api(path)["value"]
 
 
@@ -106,17 +108,64 @@ def test_a_reused_node_ends_in_the_triggerer_and_a_miss_goes_to_a_worker(tmp_pat
         assert isinstance(value, dict) and value["reused"] is False
         fit_logs = "\n".join(p.read_text() for p in worker_log(airflow, third, "fit"))
         assert "decided on a worker: not reused" in fit_logs
-        # a pin and reuse off: nothing is decided in the triggerer, the workers publish the pin and run
+        # a pin and reuse off: the pin is published in the triggerer, the rest run on workers
         pin = {"reuse_executions": False, "reuse_from_run": {"run_id": first, "nodes": ["prepare"]}}
         fourth, _ = run_once(airflow, pin)
         pinned = task_instances(airflow, fourth)
-        assert all(pinned[n]["queued_when"] is not None for n in NODES), pinned
+        assert pinned["prepare"]["queued_when"] is None, pinned
+        assert pinned["fit"]["queued_when"] is not None and pinned["report"]["queued_when"] is not None
         value = xcom(airflow, fourth, "prepare")
-        assert value["reused"] is True
+        assert value["reused"] is True and value["kind"] == "pinned"
         assert value["reused_from"] == xcom(airflow, first, "prepare")["execution_id"]
         assert xcom(airflow, fourth, "fit")["reused"] is False
         said = "\n".join(p.read_text() for p in worker_log(airflow, fourth, "prepare"))
-        assert "decided on a worker: the run pins executions" in said
+        assert f"PINNED execution {value['reused_from']}" in said
+        fit_logs = "\n".join(p.read_text() for p in worker_log(airflow, fourth, "fit"))
+        assert "decided on a worker: not reused: reuse_executions is off" in fit_logs, fit_logs[-2000:]
         print(f"second run (all reused in the triggerer): {wall:.1f} s")
+    finally:
+        airflow.stop()
+
+
+def test_a_node_waits_in_the_triggerer_for_an_identical_execution_and_is_reused_there(
+    tmp_path, docker_client
+):
+    airflow = start(tmp_path, in_triggerer=True)
+    try:
+        conf = {"seconds": 12}
+        since = time.time()
+        first = airflow.trigger("flight", conf)
+        running = lambda: task_instances(airflow, first, "flight")["slow"]["state"] == "running"  # noqa: E731
+        deadline = time.monotonic() + 120
+        while not running():
+            assert time.monotonic() < deadline, task_instances(airflow, first, "flight")
+            time.sleep(0.5)
+        time.sleep(3)  # the worker holds the lease and its container runs
+        second = airflow.trigger("flight", conf)
+        for run_id in (first, second):
+            assert airflow.finished("flight", run_id, timeout=300) == "success", airflow.log.read_text()[
+                -3000:
+            ]
+        waited = task_instances(airflow, second, "flight")["slow"]
+        assert waited["queued_when"] is None and not waited["hostname"], waited  # never on a worker
+        value, ran = xcom(airflow, second, "slow", "flight"), xcom(airflow, first, "slow", "flight")
+        assert ran["reused"] is False and value["reused_from"] == ran["execution_id"]
+        logs = [
+            p
+            for p in (airflow.home / "home" / "logs").rglob("*.log")
+            if second in str(p) and "task_id=slow" in str(p)
+        ]
+        said = "\n".join(p.read_text() for p in logs)
+        assert "an identical execution is running in" in said and "waiting for it" in said, said[-2000:]
+        assert f"REUSED execution {ran['execution_id']}" in said
+        filters = {
+            "type": "container",
+            "event": "start",
+            "label": ["io.valohai-reuse.dag-id=flight", "io.valohai-reuse.task-id=slow"],
+        }
+        events = docker_client.api.events(
+            since=int(since), until=int(time.time()) + 1, decode=True, filters=filters
+        )
+        assert len(list(events)) == 1  # the slow node ran once for both runs
     finally:
         airflow.stop()

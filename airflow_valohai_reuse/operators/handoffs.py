@@ -15,7 +15,12 @@ from airflow.triggers.base import StartTriggerArgs
 
 from airflow_valohai_reuse.contracts import WaitState
 from airflow_valohai_reuse.triggers.execution_done import ExecutionDoneTrigger
-from airflow_valohai_reuse.triggers.reuse_decision import DECISION_SECONDS, NEXT_METHOD, trigger_path
+from airflow_valohai_reuse.triggers.reuse_decision import (
+    DECISION_SECONDS,
+    NEXT_METHOD,
+    WAIT_SECONDS,
+    trigger_path,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,17 +61,24 @@ class NodeHandoffs:
         """Start this task in the triggerer, which ends it there when the node is reused and hands it
         to a worker (:meth:`execute_after_decision`) otherwise; ``facts``: what the trigger rebuilds
         the node from (triggers/reuse_decision.py)."""
-        # Airflow fails a start that outlasts the task's execution_timeout: the trigger hands over well before
-        bound = DECISION_SECONDS
+        # Airflow fails a start that outlasts its timeout or the task's execution_timeout: the trigger
+        # hands over well before (deciding twice, around a wait for an identical execution)
+        bound, wait = DECISION_SECONDS, WAIT_SECONDS
         if self.execution_timeout is not None:
-            bound = min(bound, self.execution_timeout.total_seconds() / 2)
+            bound = min(bound, self.execution_timeout.total_seconds() / 4)
+            wait = min(wait, self.execution_timeout.total_seconds() / 4)
         self.start_from_trigger = True
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=trigger_path(),
-            trigger_kwargs={**facts, "docker_url": self.docker_url, "decision_seconds": bound},
+            trigger_kwargs={
+                **facts,
+                "docker_url": self.docker_url,
+                "decision_seconds": bound,
+                "wait_seconds": wait,
+            },
             next_method=NEXT_METHOD,
             next_kwargs=None,
-            timeout=timedelta(seconds=2 * DECISION_SECONDS),
+            timeout=timedelta(seconds=4 * DECISION_SECONDS + 2 * WAIT_SECONDS),
         )
 
     def execute_after_decision(
