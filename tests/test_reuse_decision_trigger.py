@@ -14,15 +14,8 @@ from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 from airflow_valohai_reuse.contracts import Kind, Published
 from airflow_valohai_reuse.factory.factory import build_dags
 from airflow_valohai_reuse.reuse.decide import reuse_line
-from airflow_valohai_reuse.triggers.reuse_decision import (
-    NEXT_METHOD,
-    HandOver,
-    ReuseDecisionTrigger,
-    ledger_upstream,
-    pinned_here,
-    refusal,
-    trigger_path,
-)
+from airflow_valohai_reuse.triggers.deciding import HandOver, ledger_upstream, pinned_here, refusal
+from airflow_valohai_reuse.triggers.reuse_decision import NEXT_METHOD, ReuseDecisionTrigger, trigger_path
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 
