@@ -132,10 +132,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     "decide_in_triggerer": {
         "description": "Start each plain node task (not a task node's, not one with actions or "
-        "approvals) in the triggerer, which decides reuse as a worker would: a reused node ends there "
-        "and takes no worker; a pin, a miss, an identical execution running elsewhere, or a triggerer "
-        "that cannot reach the pipelines folder, the cache database or the Docker daemon hands the "
-        "task to a worker, which decides again. Needs a running triggerer.",
+        "approvals) in the triggerer, which decides reuse as a worker would: a reused or pinned node "
+        "ends there and takes no worker, and one whose identical execution runs elsewhere waits there; "
+        "a miss, a refused pin, a retry, or a triggerer that cannot reach the pipelines folder, the "
+        "cache database or the Docker daemon hands the task to a worker, which decides again. Needs a "
+        "running triggerer.",
         "version_added": "0.1.0",
         "type": "boolean",
         "example": "True",

@@ -23,7 +23,7 @@ from airflow_valohai_reuse.cache.schema import executions, migrate
 from airflow_valohai_reuse.cache.scope import Scope
 from airflow_valohai_reuse.cache.timeouts import bounded_engine
 from airflow_valohai_reuse.contracts import Entry, Execution, Output, Published, RunNode, TaskKey
-from airflow_valohai_reuse.contracts.records import KeptOutputs, outputs_text, text_checksum
+from airflow_valohai_reuse.contracts.manifest import KeptOutputs, outputs_text, text_checksum
 from airflow_valohai_reuse.settings import cache_timeout_seconds
 
 SUCCEEDED = "succeeded"

@@ -19,7 +19,7 @@ from airflow_valohai_reuse.cache.executions import ExecutionCache
 from airflow_valohai_reuse.cache.lease import Held, Leases
 from airflow_valohai_reuse.cache.statcache import BatchStatCache, DigestCache
 from airflow_valohai_reuse.contracts import Cache, Entry, Execution, Ledger, RunNode, TaskKey
-from airflow_valohai_reuse.contracts.records import KeptOutputs
+from airflow_valohai_reuse.contracts.manifest import KeptOutputs
 from airflow_valohai_reuse.errors import first_line
 from airflow_valohai_reuse.fingerprint.checksums import NoStatCache, StatCache
 

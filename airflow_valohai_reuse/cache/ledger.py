@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, delete, insert, select
 
 from airflow_valohai_reuse.cache.schema import executions, ledger
 from airflow_valohai_reuse.contracts import Entry, Kind, Published, RunNode, TaskKey, referenced, with_outputs
-from airflow_valohai_reuse.contracts.records import KeptOutputs, text_checksum
+from airflow_valohai_reuse.contracts.manifest import KeptOutputs, text_checksum
 
 
 def _where(key: TaskKey) -> Any:

@@ -6,6 +6,7 @@ artifact store (protocols.py)."""
 from __future__ import annotations
 
 from airflow_valohai_reuse.contracts.ledger import Entry, LeaseOwner, Ledger, RunNode, TaskKey
+from airflow_valohai_reuse.contracts.manifest import INLINE_OUTPUTS, MANIFEST_KEY, referenced, with_outputs
 from airflow_valohai_reuse.contracts.names import (
     APP_PREFIX,
     DAG_ID_LABEL,
@@ -34,16 +35,12 @@ from airflow_valohai_reuse.contracts.protocols import (
     StatSource,
 )
 from airflow_valohai_reuse.contracts.records import (
-    INLINE_OUTPUTS,
-    MANIFEST_KEY,
     REUSED_KINDS,
     Execution,
     Kind,
     Output,
     Published,
     Upstream,
-    referenced,
-    with_outputs,
 )
 from airflow_valohai_reuse.contracts.words import ChangeKind, PlanStatus, SourceKind, WaitState
 

@@ -11,7 +11,8 @@ if TYPE_CHECKING:  # the cache's and the fingerprint's own types, named by the p
     from airflow_valohai_reuse.fingerprint.checksums import StatCache
 
 from airflow_valohai_reuse.contracts.ledger import Entry, Ledger, RunNode, TaskKey
-from airflow_valohai_reuse.contracts.records import Execution, KeptOutputs
+from airflow_valohai_reuse.contracts.manifest import KeptOutputs
+from airflow_valohai_reuse.contracts.records import Execution
 
 
 # -- the execution cache as a task sees it, by facet (cache/failopen.py) ----------------------------
