@@ -47,7 +47,8 @@ def test_large_and_numerous_outputs_do_not_grow_the_worker(tmp_path, docker_clie
     outputs = ExecutionCache(env["AIRFLOW__VALOHAI_REUSE__SQL_ALCHEMY_CONN"]).outputs_of(
         [second["execution_id"]]
     )
-    (blob,) = [o for o in outputs[second["execution_id"]] if o["name"] == "big.bin"]
+    _checksum, listed = outputs[second["execution_id"]]
+    (blob,) = [o for o in listed if o["name"] == "big.bin"]
     assert blob["size"] == 600 * MB
     assert Path(blob["uri"].removeprefix("file://")).stat().st_size == 600 * MB
     assert third["reused"] and third["execution_id"] == second["execution_id"]

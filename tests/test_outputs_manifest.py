@@ -173,4 +173,5 @@ def test_a_downstream_node_receives_every_referenced_output(reuse_env, docker_cl
     assert again.xcoms["produce"][MANIFEST_KEY] == produced[MANIFEST_KEY]
     assert again.containers_started == 0
     kept = ExecutionCache(f"sqlite:///{Path(reuse_env) / 'cache.db'}").outputs_of([produced["execution_id"]])
-    assert len(kept[produced["execution_id"]]) == MANY
+    checksum, listed = kept[produced["execution_id"]]
+    assert len(listed) == MANY and checksum == produced[MANIFEST_KEY]["sha256"]

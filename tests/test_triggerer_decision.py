@@ -99,6 +99,8 @@ def test_a_reused_node_ends_in_the_triggerer_and_a_miss_goes_to_a_worker(tmp_pat
             assert f"REUSED execution {earlier['execution_id']}" in shown  # the task's log in the UI shows it
         # the run's note, written by the DAG-run listener from the run ledger, counts the reused nodes
         assert airflow.api(f"dags/{DAG}/dagRuns/{quote(second, safe='')}")["note"].startswith("3/3 reused")
+        noted = task_instances(airflow, second)  # each node's note marks it in the Grid, as a worker's does
+        assert all((noted[n]["note"] or "").startswith("\u267b reused") for n in NODES), noted
         # a changed parameter: prepare is reused in the triggerer, fit and report are handed to a worker
         third, _ = run_once(airflow, {"epochs": 7})
         mixed = task_instances(airflow, third)
