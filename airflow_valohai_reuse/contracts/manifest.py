@@ -58,3 +58,12 @@ def referenced(value: Mapping[str, Any]) -> str | None:
     """The execution whose record holds a published value's outputs, where they are referenced."""
     manifest = value.get(MANIFEST_KEY)
     return manifest.get("execution_id") if isinstance(manifest, Mapping) else None
+
+
+def refuse_unread(value: Mapping[str, Any]) -> None:
+    """Refuse a published value whose referenced outputs were not put back: read as it is, it would
+    list no outputs."""
+    if MANIFEST_KEY in value:
+        raise OutputError(
+            f"the outputs of execution {referenced(value)} were not read from the cache database"
+        )

@@ -19,7 +19,7 @@ from airflow_valohai_reuse.contracts.manifest import (
     INLINE_OUTPUTS,
     MANIFEST_KEY,
     outputs_text,
-    referenced,
+    refuse_unread,
     text_checksum,
 )
 from airflow_valohai_reuse.errors import OutputError
@@ -153,10 +153,7 @@ class Published:
     def from_xcom(cls, data: Mapping[str, Any]) -> Published:
         """The record of a value :meth:`as_xcom` made (the run ledger keeps it as JSON), its referenced
         outputs in place (:func:`with_outputs`)."""
-        if MANIFEST_KEY in data:
-            raise OutputError(
-                f"the outputs of execution {referenced(data)} were not read from the cache database"
-            )
+        refuse_unread(data)
         return cls(
             execution_id=data["execution_id"],
             kind=Kind(data["kind"]),
@@ -234,10 +231,7 @@ class Upstream:
     def from_xcom(cls, value: Mapping[str, Any]) -> Upstream:
         """A node's ``valohai_execution`` XCom (its referenced outputs in place: :func:`with_outputs`);
         what it lacks reads as nothing."""
-        if MANIFEST_KEY in value:
-            raise OutputError(
-                f"the outputs of execution {referenced(value)} were not read from the cache database"
-            )
+        refuse_unread(value)
         execution_id = value.get("execution_id")
         return cls(
             (execution_id,) if execution_id else (),
